@@ -1,0 +1,42 @@
+# make run: serve the API on 127.0.0.1:8000.  make test: run the test suite.
+# Both create .venv, install requirements, and start local MariaDB / Redis when
+# the configured ones do not answer.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+SOURCES := app.py codes.py errors.py api.py blueprints schemas services models
+
+.PHONY: run test setup services translations extract-messages lint bench
+
+run: setup services translations
+	$(BIN)/flask --app app sync-schema --yes
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: setup services translations
+	$(BIN)/pytest
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -m venv $(VENV) || { echo "[setup] installing python3-venv"; \
+		apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+services: setup
+	$(BIN)/python scripts/ensure_services.py
+
+translations: setup
+	$(BIN)/pybabel compile -q -d translations
+
+# For developers changing messages: refresh the catalog, translate, commit the .po.
+extract-messages: setup
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o translations/messages.pot $(SOURCES)
+	$(BIN)/pybabel update -i translations/messages.pot -d translations
+
+lint: setup
+	$(BIN)/ruff check .

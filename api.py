@@ -1,0 +1,137 @@
+"""The view contract: parse input with a schema, dump output with a schema, and
+the OpenAPI document built from those same schemas."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask, Response, request
+from marshmallow import Schema
+
+import codes
+from errors import ApiError, ok
+
+PATH_ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def _contract(view: Callable) -> dict[str, Any]:
+    """The OpenAPI facts a view's decorators recorded (shared by every wrapper)."""
+    return view.__dict__.setdefault("_openapi", {})
+
+
+def read_json() -> Any:
+    """The request body as JSON; an empty body counts as {}."""
+    if not request.get_data(cache=True):
+        return {}
+    if not request.is_json:
+        raise ApiError(codes.UNSUPPORTED_MEDIA_TYPE)
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(codes.MALFORMED_REQUEST)
+    return data
+
+
+def arguments(schema_cls: type[Schema], location: str = "json") -> Callable:
+    """Load the JSON body (or the query string) with schema_cls; pass it as the first argument."""
+    schema = schema_cls()
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            raw = read_json() if location == "json" else request.args.to_dict()
+            return view(schema.load(raw), *args, **kwargs)
+
+        _contract(wrapper)[location] = schema_cls
+        return wrapper
+
+    return decorator
+
+
+def response(schema_cls: type[Schema] | None = None, status: int = 200) -> Callable:
+    """Dump what the view returns with schema_cls and wrap it in the envelope.
+
+    A view may return (result, status) to answer with another success status.
+    """
+    schema = schema_cls() if schema_cls else None
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = view(*args, **kwargs)
+            if isinstance(result, Response):
+                return result
+            answer_status = status
+            if isinstance(result, tuple):
+                result, answer_status = result
+            data = schema.dump(result) if schema and result is not None else result
+            return ok(data, answer_status)
+
+        _contract(wrapper).update(response=schema_cls, status=status)
+        return wrapper
+
+    return decorator
+
+
+def mark_authenticated(view: Callable) -> None:
+    _contract(view)["auth"] = True
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    """The OpenAPI 3 document for every view that declares its contract."""
+    spec = APISpec(title="Flask API", version=app.config["VERSION"], openapi_version="3.0.3",
+                   plugins=[MarshmallowPlugin()])
+    spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    spec.components.schema("Error", {"type": "object", "required": ["code", "data", "msg"], "properties": {
+        "code": {"type": "integer"}, "data": {"nullable": True}, "msg": {"type": "string"}}})
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        contract = getattr(app.view_functions[rule.endpoint], "_openapi", None)
+        if contract is None:
+            continue
+        path = PATH_ARG.sub(r"{\1}", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            operation = _operation(spec, app.view_functions[rule.endpoint], contract, rule.arguments)
+            paths.setdefault(path, {})[method.lower()] = operation
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def _operation(spec: APISpec, view: Callable, contract: dict[str, Any], path_args: set[str]) -> dict[str, Any]:
+    doc = (view.__doc__ or "").strip().splitlines()
+    operation: dict[str, Any] = {
+        "summary": doc[0] if doc else view.__name__,
+        "operationId": view.__name__,
+        "tags": [view.__module__.rsplit(".", 1)[-1]],
+        "parameters": [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+                       for name in sorted(path_args)],
+        "responses": {
+            str(contract.get("status", 200)): _envelope_response(spec, contract.get("response")),
+            "default": {"description": "Error envelope", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        },
+    }
+    if "query" in contract:
+        operation["parameters"].append({"in": "query", "schema": contract["query"]})
+    if "json" in contract:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": contract["json"]}}}
+    if contract.get("auth"):
+        operation["security"] = [{"bearerAuth": []}]
+    return operation
+
+
+def _envelope_response(spec: APISpec, schema_cls: type[Schema] | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"nullable": True}
+    if schema_cls is not None:
+        name = schema_cls.__name__.removesuffix("Schema") or schema_cls.__name__
+        if name not in spec.components.schemas:
+            spec.components.schema(name, schema=schema_cls)
+        data = {"$ref": f"#/components/schemas/{name}"}
+    return {"description": "Success envelope", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["code", "data", "msg"],
+        "properties": {"code": {"type": "integer"}, "data": data, "msg": {"type": "string"}}}}}}

@@ -1,0 +1,83 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import commands
+import errors
+import logs
+import models  # noqa: F401  (registers every table with the metadata)
+from blueprints import auth, order, payment, system
+from config import load_config
+from extensions import babel, cors, db, limiter, redis_store, select_locale
+
+__version__ = "0.1.0"
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app from config.yaml, APP__... variables and optional dotted overrides."""
+    config = load_config(overrides=overrides)
+    app = Flask(__name__)
+    configure(app, config)
+    register_extensions(app)
+    logs.init_app(app)
+    errors.register_error_handlers(app)
+    register_blueprints(app)
+    commands.init_app(app)
+    return app
+
+
+def configure(app: Flask, config: dict[str, Any]) -> None:
+    for section, values in config.items():
+        app.config[section.upper()] = values
+    app.config["VERSION"] = __version__
+    app.config["DEBUG"] = config["app"]["debug"]
+    app.config["TESTING"] = config["app"]["env"] == "testing"
+    app.config["MAX_CONTENT_LENGTH"] = config["app"]["max_content_length"]
+    app.config["JSON_SORT_KEYS"] = False
+    database = config["database"]
+    app.config["SQLALCHEMY_DATABASE_URI"] = database["url"]
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "pool_size": database["pool_size"],
+        "max_overflow": database["max_overflow"],
+        "pool_recycle": database["pool_recycle"],
+        "pool_pre_ping": database["pool_pre_ping"],
+        "pool_timeout": database["pool_timeout"],
+        "connect_args": {
+            "connect_timeout": database["connect_timeout"],
+            "read_timeout": database["read_timeout"],
+            "write_timeout": database["read_timeout"],
+        },
+    }
+    redis_cfg = config["redis"]
+    scheme = "redis+cluster" if redis_cfg["cluster"] else None
+    app.config["RATELIMIT_STORAGE_URI"] = redis_cfg["url"].replace("redis", scheme, 1) if scheme else redis_cfg["url"]
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+        "key_prefix": redis_cfg["key_prefix"] + "limits",
+        "socket_timeout": redis_cfg["socket_timeout"],
+        "socket_connect_timeout": redis_cfg["socket_connect_timeout"],
+    }
+    app.config["RATELIMIT_STRATEGY"] = "sliding-window-counter"
+    trusted = config["app"]["trusted_proxies"]
+    if trusted:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted)
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    redis_store.init_app(app)
+    babel.init_app(app, locale_selector=select_locale,
+                   default_translation_directories=os.path.join(app.root_path, "translations"))
+    limiter.init_app(app)
+    cors.init_app(app, resources={r"/api/*": {"origins": app.config["APP"]["cors_origins"]}},
+                  expose_headers=["X-Request-ID", "Retry-After"])
+
+
+def register_blueprints(app: Flask) -> None:
+    for module in (system, auth, order, payment):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,53 @@
+"""The one registry of response codes: number, HTTP status and message.
+
+Numbering: 100xx common and auth, 101xx user, 200xx order, 300xx payment.
+Messages are English msgids; flask-babel translates them per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+
+
+@dataclass(frozen=True)
+class Code:
+    code: int
+    status: int
+    message: object  # a lazy string, rendered in the request's language
+
+
+# common
+SUCCESS = Code(10000, 200, _l("success"))
+VALIDATION_ERROR = Code(10001, 422, _l("Some fields are invalid."))
+MALFORMED_REQUEST = Code(10002, 400, _l("The request body is not valid JSON."))
+NOT_FOUND = Code(10003, 404, _l("The requested resource was not found."))
+METHOD_NOT_ALLOWED = Code(10004, 405, _l("This method is not allowed here."))
+PAYLOAD_TOO_LARGE = Code(10005, 413, _l("The request body is too large."))
+RATE_LIMITED = Code(10010, 429, _l("Too many requests. Try again in %(seconds)s seconds."))
+UNSUPPORTED_MEDIA_TYPE = Code(10011, 415, _l("Send the request body as application/json."))
+BAD_REQUEST = Code(10012, 400, _l("The request could not be understood."))
+SERVICE_UNAVAILABLE = Code(10020, 503, _l("The service is temporarily unavailable. Try again shortly."))
+INTERNAL_ERROR = Code(10099, 500, _l("Something went wrong on our side."))
+
+# auth
+AUTH_INVALID_CREDENTIALS = Code(10006, 401, _l("Email or password is incorrect."))
+AUTH_TOKEN_MISSING = Code(10007, 401, _l("Sign in to continue."))
+AUTH_TOKEN_INVALID = Code(10008, 401, _l("The token is invalid."))
+AUTH_TOKEN_EXPIRED = Code(10009, 401, _l("The token has expired."))
+AUTH_TOKEN_REVOKED = Code(10013, 401, _l("The token has been revoked. Sign in again."))
+AUTH_ACCOUNT_LOCKED = Code(10014, 423, _l("Too many failed attempts. Try again in %(seconds)s seconds."))
+AUTH_EMAIL_CODE_INVALID = Code(10015, 400, _l("The verification code is incorrect."))
+AUTH_EMAIL_CODE_EXPIRED = Code(10016, 400, _l("The verification code has expired or was used up. Request a new one."))
+AUTH_EMAIL_CODE_TOO_SOON = Code(10017, 429, _l("A code was just sent. Request another in %(seconds)s seconds."))
+AUTH_EMAIL_SEND_FAILED = Code(10018, 503, _l("The verification email could not be sent. Try again later."))
+
+# user
+USER_EMAIL_TAKEN = Code(10101, 409, _l("An account with this email already exists."))
+USER_NOT_FOUND = Code(10104, 404, _l("User not found."))
+
+# order
+ORDER_NOT_FOUND = Code(20001, 404, _l("Order not found."))
+
+REGISTRY: dict[str, Code] = {name: value for name, value in globals().items() if isinstance(value, Code)}

@@ -1,0 +1,126 @@
+"""Shared fixtures: an app on its own MariaDB database and Redis key prefix,
+a client, an SMTP sink on loopback, and a registered user."""
+
+from __future__ import annotations
+
+import email
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask import Flask
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from config import load_config
+from extensions import db, limiter, redis_store
+from services import schema
+
+BASE = load_config()
+TEST_DB_URL = make_url(BASE["database"]["url"]).set(
+    database=(make_url(BASE["database"]["url"]).database or "flask_api") + "_test"
+).render_as_string(hide_password=False)
+TEST_PREFIX = BASE["redis"]["key_prefix"] + "test:"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SmtpSink:
+    """A real SMTP server on loopback that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.arrived = threading.Condition()
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.arrived:
+            self.messages.append(email.message_from_bytes(envelope.content))
+            self.arrived.notify_all()
+        return "250 OK"
+
+    @property
+    def port(self) -> int:
+        return self.controller.port
+
+    def last_to(self, address: str) -> Message:
+        matching = [m for m in self.messages if address in m["To"]]
+        assert matching, f"no mail arrived for {address}"
+        return matching[-1]
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.controller.start()
+    yield sink
+    sink.controller.stop()
+
+
+def settings_for_tests(smtp_port: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "app.env": "testing",
+        "database.url": TEST_DB_URL,
+        "redis.key_prefix": TEST_PREFIX,
+        "smtp.port": smtp_port,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def app(smtp: SmtpSink) -> Iterator[Flask]:
+    recreate_database(TEST_DB_URL)
+    app = create_app(settings_for_tests(smtp.port))
+    with app.app_context(), db.engine.begin() as conn:
+        schema.apply_plan(conn, schema.make_plan(conn))
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(smtp: SmtpSink, app: Flask) -> Iterator[Callable[..., Flask]]:
+    """Another app on the same test database and prefix, with some settings changed."""
+
+    def build(**overrides: Any) -> Flask:
+        return create_app(settings_for_tests(smtp.port, **{k.replace("__", "."): v for k, v in overrides.items()}))
+
+    yield build
+    # Flask-Limiter keeps one storage per process; give it back to the session app.
+    limiter.init_app(app)
+
+
+@pytest.fixture(autouse=True)
+def clean_state(app: Flask, smtp: SmtpSink) -> Iterator[None]:
+    yield
+    with app.app_context():
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+        keys = list(redis_store.client.scan_iter(match=TEST_PREFIX + "*", count=1000))
+        if keys:
+            redis_store.client.delete(*keys)
+    smtp.messages.clear()
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+def recreate_database(url: str) -> None:
+    parsed = make_url(url)
+    server = create_engine(parsed.set(database=""))
+    with server.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
+    server.dispose()
+    schema.ensure_database(url)

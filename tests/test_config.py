@@ -1,0 +1,101 @@
+"""Configuration: one file, APP__ overrides, validated once with clear messages."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text((ROOT / "config.yaml").read_text() + text)
+    return path
+
+
+def test_shipped_config_loads_with_documented_defaults():
+    config = load_config(environ={})
+    assert config["database"]["pool_size"] == 20
+    assert config["database"]["max_overflow"] == 40
+    assert config["app"]["max_content_length"] == 1024 * 1024
+    assert config["auth"]["access_token_ttl"] == 24 * 3600
+    assert config["auth"]["refresh_token_ttl"] == 7 * 24 * 3600
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text((ROOT / "config.yaml").read_text().replace("pool_size: 20", "pool_size: lots"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert str(caught.value.code) == "config error: database.pool_size: Not a valid integer."
+
+
+def test_unknown_key_names_the_key(tmp_path):
+    path = write(tmp_path, "\nextra_section:\n  x: 1\n")
+    with pytest.raises(ConfigError, match="extra_section: Unknown field"):
+        load_config(path, environ={})
+
+
+def test_missing_required_value_names_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text((ROOT / "config.yaml").read_text().replace('  url: "redis://127.0.0.1:6379/0"\n', ""))
+    with pytest.raises(ConfigError, match=r"redis\.url: Missing data for required field"):
+        load_config(path, environ={})
+
+
+def test_environment_overrides_parse_to_the_keys_type():
+    config = load_config(environ={
+        "APP__DATABASE__URL": "mysql+pymysql://u@db.example:3307/other",
+        "APP__SMTP__PORT": "2525",
+        "APP__APP__DEBUG": "true",
+        "APP__APP__CORS_ORIGINS": "https://a.example, https://b.example",
+        "APP__APP__LANGUAGES": '["zh_Hans"]',
+        "APP__PAYMENT__DEV__SECRET": "another-dev-secret",
+    })
+    assert config["database"]["url"] == "mysql+pymysql://u@db.example:3307/other"
+    assert config["smtp"]["port"] == 2525
+    assert config["app"]["debug"] is True
+    assert config["app"]["cors_origins"] == ["https://a.example", "https://b.example"]
+    assert config["app"]["languages"] == ["zh_Hans"]
+    assert config["payment"]["dev"]["secret"] == "another-dev-secret"
+
+
+def test_bad_override_names_the_key():
+    with pytest.raises(ConfigError, match=r"smtp\.port: Not a valid integer"):
+        load_config(environ={"APP__SMTP__PORT": "twenty"})
+
+
+def test_app_config_variable_picks_another_file(tmp_path, monkeypatch):
+    path = tmp_path / "other.yaml"
+    path.write_text((ROOT / "config.yaml").read_text().replace("pool_size: 20", "pool_size: 3"))
+    monkeypatch.setenv("APP_CONFIG", str(path))
+    assert load_config()["database"]["pool_size"] == 3
+
+
+def test_production_refuses_development_secrets():
+    with pytest.raises(ConfigError, match=r"auth\.jwt_secret: still the development value"):
+        load_config(environ={"APP__APP__ENV": "production"})
+
+
+def test_production_starts_once_every_secret_is_replaced():
+    config = load_config(environ={
+        "APP__APP__ENV": "production",
+        "APP__AUTH__JWT_SECRET": "p" * 48,
+        "APP__PAYMENT__DEV__SECRET": "q" * 32,
+    })
+    assert config["app"]["env"] == "production"
+
+
+def test_bad_config_stops_the_cli_with_one_line_and_no_traceback(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text((ROOT / "config.yaml").read_text().replace("pool_size: 20", "pool_size: lots"))
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "sync-schema", "--yes"],
+                            cwd=ROOT, env={"APP_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "config error: database.pool_size: Not a valid integer." in result.stderr
+    assert "Traceback" not in result.stderr
