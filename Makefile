@@ -31,7 +31,7 @@ services: setup
 	$(BIN)/python scripts/ensure_services.py
 
 translations: setup
-	$(BIN)/pybabel compile -d translations 2>&1 | grep -v "^compiling" || true
+	$(BIN)/pybabel compile -d translations
 
 # For developers changing messages: refresh the catalog, translate, commit the .po.
 extract-messages: setup
