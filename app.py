@@ -39,7 +39,6 @@ def configure(app: Flask, config: dict[str, Any]) -> None:
     app.config["DEBUG"] = config["app"]["debug"]
     app.config["TESTING"] = config["app"]["env"] == "testing"
     app.config["MAX_CONTENT_LENGTH"] = config["app"]["max_content_length"]
-    app.config["JSON_SORT_KEYS"] = False
     database = config["database"]
     app.config["SQLALCHEMY_DATABASE_URI"] = database["url"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
@@ -62,7 +61,7 @@ def configure(app: Flask, config: dict[str, Any]) -> None:
         "socket_timeout": redis_cfg["socket_timeout"],
         "socket_connect_timeout": redis_cfg["socket_connect_timeout"],
     }
-    app.config["RATELIMIT_STRATEGY"] = "sliding-window-counter"
+    app.config["RATELIMIT_STRATEGY"] = "moving-window"
     trusted = config["app"]["trusted_proxies"]
     if trusted:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
 from extensions import db
-from services import schema
+from services import auth, schema, token_store
+
+users = AppGroup("users", help="Operator commands for accounts.")
 
 
 @click.command("sync-schema")
@@ -34,5 +36,42 @@ def sync_schema_command(yes: bool) -> None:
     click.echo(f"Applied {len(plan.apply)} change(s).")
 
 
+def _unknown(email: str) -> None:
+    raise click.ClickException(f"no user with email {email}")
+
+
+@users.command("show")
+@click.argument("email")
+def show_user(email: str) -> None:
+    """Print an account and its live session count."""
+    user = auth.find_user(email.strip().lower())
+    if user is None:
+        _unknown(email)
+    for key, value in auth.public_user(user).items():
+        click.echo(f"{key}: {value}")
+    click.echo(f"failed_login_attempts: {user.failed_login_attempts}")
+    click.echo(f"locked_until: {user.locked_until.isoformat() if user.is_locked() else '-'}")
+    click.echo(f"live_sessions: {token_store.live_sessions(user.id)}")
+
+
+@users.command("unlock")
+@click.argument("email")
+def unlock_user(email: str) -> None:
+    """Clear a lockout and the failed-login count."""
+    if auth.unlock(email.strip().lower()) is None:
+        _unknown(email)
+    click.echo(f"Unlocked {email}.")
+
+
+@users.command("revoke")
+@click.argument("email")
+def revoke_user(email: str) -> None:
+    """Log a user out of every session."""
+    if auth.revoke_everywhere(email.strip().lower()) is None:
+        _unknown(email)
+    click.echo(f"Revoked every session of {email}.")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(sync_schema_command)
+    app.cli.add_command(users)

@@ -37,7 +37,7 @@ class RedisStore:
             client = redis.RedisCluster.from_url(cfg["url"], **options)
         else:
             client = redis.Redis.from_url(cfg["url"], health_check_interval=30, **options)
-        app.extensions["redis_store"] = (client, cfg["key_prefix"])
+        app.extensions["redis_store"] = (client, cfg["key_prefix"], {})
 
     @property
     def client(self) -> redis.Redis:
@@ -46,6 +46,11 @@ class RedisStore:
     @property
     def prefix(self) -> str:
         return current_app.extensions["redis_store"][1]
+
+    @property
+    def scripts(self) -> dict:
+        """Lua scripts registered on this app's client, by source."""
+        return current_app.extensions["redis_store"][2]
 
     def key(self, name: str) -> str:
         return self.prefix + name

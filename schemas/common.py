@@ -1,7 +1,9 @@
-"""Validators with messages that Babel can translate, shared by every schema."""
+"""Validators with messages that Babel can translate, and fields shared by every schema."""
+
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import validate
+from marshmallow import fields, validate
 
 
 def length(min: int | None = None, max: int | None = None) -> validate.Length:
@@ -18,3 +20,12 @@ def between(min: int, max: int) -> validate.Range:
 
 def one_of(choices: list[str]) -> validate.OneOf:
     return validate.OneOf(choices, error=_l("Must be one of: {choices}."))
+
+
+class Timestamp(fields.DateTime):
+    """ISO 8601 out; accepts a datetime or the ISO text already cached in Redis."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if isinstance(value, str):
+            return value
+        return super()._serialize(value, attr, obj, **kwargs)

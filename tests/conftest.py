@@ -4,6 +4,7 @@ a client, an SMTP sink on loopback, and a registered user."""
 from __future__ import annotations
 
 import email
+import email.policy
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -44,7 +45,7 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.arrived:
-            self.messages.append(email.message_from_bytes(envelope.content))
+            self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
             self.arrived.notify_all()
         return "250 OK"
 
@@ -124,3 +125,29 @@ def recreate_database(url: str) -> None:
         conn.execute(text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
     server.dispose()
     schema.ensure_database(url)
+
+
+PASSWORD = "correct horse battery"
+
+
+def register(client, email: str = "alice@example.com", password: str = PASSWORD, **extra: Any) -> dict[str, Any]:
+    """Register through the API; returns the response data (token pair + user)."""
+    response = client.post("/api/client/auth/register", json={"email": email, "password": password, **extra})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["data"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def user(client) -> dict[str, Any]:
+    """A registered user: {"email", "password", "id", "access_token", "refresh_token", ...}."""
+    data = register(client)
+    return {"email": "alice@example.com", "password": PASSWORD, "id": data["user"]["id"], **data}
+
+
+@pytest.fixture
+def auth_headers(user) -> dict[str, str]:
+    return bearer(user["access_token"])

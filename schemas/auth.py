@@ -1,0 +1,84 @@
+"""Request and response schemas of /api/client/auth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from marshmallow import Schema, fields, validate
+
+from schemas.common import Timestamp, length
+
+
+class NormalizedEmail(fields.Email):
+    """An email address, trimmed and lower-cased before it is validated."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def email_field() -> NormalizedEmail:
+    return NormalizedEmail(required=True, validate=length(max=254))
+
+
+def device_field() -> fields.String:
+    return fields.String(load_default=None, validate=length(min=1, max=64),
+                         metadata={"description": "optional client device id, kept in the token"})
+
+
+class RegisterSchema(Schema):
+    email = email_field()
+    password = fields.String(required=True, load_only=True, validate=length(min=8, max=128))
+    nickname = fields.String(load_default=None, validate=length(max=64))
+
+
+class LoginSchema(Schema):
+    email = email_field()
+    password = fields.String(required=True, load_only=True, validate=length(min=1, max=128))
+    device_id = device_field()
+
+
+class RefreshSchema(Schema):
+    refresh_token = fields.String(required=True, load_only=True, validate=length(min=1, max=4096))
+
+
+class LogoutSchema(Schema):
+    all = fields.Boolean(load_default=False, metadata={"description": "log out every session of the user"})
+
+
+class SendCodeSchema(Schema):
+    email = email_field()
+
+
+class VerifyCodeSchema(Schema):
+    email = email_field()
+    code = fields.String(required=True, load_only=True,
+                         validate=validate.Regexp(r"^[0-9]{6}$", error=_l("Enter the 6-digit code.")))
+    device_id = device_field()
+
+
+class UserSchema(Schema):
+    id = fields.Integer()
+    email = fields.String()
+    nickname = fields.String(allow_none=True)
+    login_count = fields.Integer()
+    last_login_at = Timestamp(allow_none=True)
+    created_at = Timestamp()
+
+
+class TokenPairSchema(Schema):
+    access_token = fields.String()
+    refresh_token = fields.String()
+    token_type = fields.String(metadata={"example": "Bearer"})
+    expires_in = fields.Integer(metadata={"description": "seconds until the access token expires"})
+    refresh_expires_in = fields.Integer(metadata={"description": "seconds until the refresh token expires"})
+
+
+class AuthResultSchema(TokenPairSchema):
+    user = fields.Nested(UserSchema)
+
+
+class ResendSchema(Schema):
+    resend_after = fields.Integer(metadata={"description": "seconds before another code may be requested"})

@@ -1,0 +1,236 @@
+"""Accounts: passwords, login, lockout, token pairs, email codes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import smtplib
+from functools import cache
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from flask_babel import gettext
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+import codes
+from errors import ApiError
+from extensions import db
+from models import UserModel
+from schemas.auth import UserSchema
+from services import mailer, token_store, tokens
+from services.token_store import Issued
+
+log = logging.getLogger("flask_api.auth")
+hasher = PasswordHasher()  # argon2id at the library's recommended parameters
+_user_schema = UserSchema()
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the email is unknown, so both cases cost the same."""
+    return hasher.hash(secrets.token_hex(16))
+
+
+def _verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _cfg() -> dict[str, Any]:
+    return current_app.config["AUTH"]
+
+
+def _session_ttl() -> int:
+    return _cfg()["refresh_token_ttl"] + _cfg()["refresh_grace_seconds"]
+
+
+def public_user(user: UserModel) -> dict[str, Any]:
+    return _user_schema.dump(user)
+
+
+def token_pair(issued: Issued) -> dict[str, Any]:
+    return {
+        "access_token": issued.access_token,
+        "refresh_token": issued.refresh_token,
+        "token_type": "Bearer",
+        "expires_in": _cfg()["access_token_ttl"],
+        "refresh_expires_in": _cfg()["refresh_token_ttl"],
+    }
+
+
+def _start_session(user: UserModel, device_id: str | None) -> dict[str, Any]:
+    """Issue and track a new pair for a user who just proved who they are, then commit.
+
+    Redis goes first: if it fails, the transaction rolls back and nothing changed.
+    """
+    db.session.flush()
+    issued = tokens.issue_pair(user.id, device_id=device_id)
+    token_store.store_issued(user.id, issued, _cfg()["max_sessions_per_user"], _session_ttl())
+    snapshot = public_user(user)
+    token_store.save_user_snapshot(user.id, snapshot, _session_ttl())
+    db.session.commit()
+    return {**token_pair(issued), "user": snapshot}
+
+
+def _locked(user: UserModel) -> ApiError:
+    seconds = user.seconds_locked()
+    return ApiError(codes.AUTH_ACCOUNT_LOCKED, data={"retry_after": seconds},
+                    headers={"Retry-After": str(seconds)}, seconds=seconds)
+
+
+def _lock_row(user_id: int) -> UserModel:
+    """The user row, locked for this transaction and freshly read."""
+    statement = select(UserModel).where(UserModel.id == user_id).with_for_update()
+    return db.session.execute(statement, execution_options={"populate_existing": True}).scalar_one()
+
+
+def find_user(email: str) -> UserModel | None:
+    return db.session.scalar(select(UserModel).where(UserModel.email == email))
+
+
+def register(email: str, password: str, nickname: str | None) -> dict[str, Any]:
+    """Create an account and log it in."""
+    if find_user(email) is not None:
+        raise ApiError(codes.USER_EMAIL_TAKEN)
+    user = UserModel(email=email, password_hash=hasher.hash(password), nickname=nickname)
+    user.record_login()
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:  # the same email registered by a parallel request
+        db.session.rollback()
+        raise ApiError(codes.USER_EMAIL_TAKEN) from None
+    return _start_session(user, None)
+
+
+def login(email: str, password: str, device_id: str | None) -> dict[str, Any]:
+    """Password login with lockout; unknown email and wrong password look the same."""
+    user = find_user(email)
+    if user is not None and user.is_locked():
+        raise _locked(user)
+    if not _verify_password(user.password_hash if user else None, password):
+        if user is not None:
+            _record_failure(user.id)
+        raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
+    user = _lock_row(user.id)
+    if user.is_locked():  # locked by a parallel attempt while we verified
+        db.session.commit()
+        raise _locked(user)
+    user.record_login()
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hasher.hash(password)
+    return _start_session(user, device_id)
+
+
+def _record_failure(user_id: int) -> None:
+    """Count one wrong password under a row lock, so parallel attempts lose no increment."""
+    user = _lock_row(user_id)
+    if user.is_locked():
+        db.session.commit()
+        raise _locked(user)
+    user.record_failed_login(_cfg()["max_failed_logins"], _cfg()["lockout_minutes"])
+    db.session.commit()
+
+
+def refresh(refresh_token: str) -> dict[str, Any]:
+    """Rotate a refresh token: a new pair in the same session, or 401."""
+    claims = tokens.decode(refresh_token, "refresh")
+    issued = tokens.issue_pair(claims["uid"], sid=claims["sid"], device_id=claims.get("device_id"))
+    outcome = token_store.rotate(claims["uid"], refresh_token, claims["exp"], issued,
+                                 _cfg()["refresh_grace_seconds"], _session_ttl())
+    if outcome == "reuse":
+        log.warning("refresh token reuse detected: every session revoked",
+                    extra={"fields": {"user_id": claims["uid"], "sid": claims["sid"]}})
+    if outcome not in ("rotated", "grace"):
+        raise ApiError(codes.AUTH_TOKEN_REVOKED)
+    return token_pair(issued)
+
+
+def logout(user_id: int, sid: str, everywhere: bool) -> None:
+    if everywhere:
+        token_store.revoke_all(user_id)
+    else:
+        token_store.revoke_session(user_id, sid)
+
+
+def current_snapshot(user_id: int) -> dict[str, Any] | None:
+    """The user for an authenticated request whose snapshot fell out of Redis."""
+    user = db.session.get(UserModel, user_id)
+    if user is None:
+        return None
+    snapshot = public_user(user)
+    token_store.save_user_snapshot(user_id, snapshot, _session_ttl())
+    return snapshot
+
+
+def _code_hash(email: str, code: str) -> str:
+    key = _cfg()["jwt_secret"].encode()
+    return hmac.new(key, f"{email}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def send_email_code(email: str) -> dict[str, int]:
+    """Mail a 6-digit code; the answer is the same whether the email has an account or not."""
+    wait = token_store.claim_code_slot(email, _cfg()["email_code_resend_seconds"])
+    if wait:
+        raise ApiError(codes.AUTH_EMAIL_CODE_TOO_SOON, data={"retry_after": wait},
+                       headers={"Retry-After": str(wait)}, seconds=wait)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    token_store.store_code(email, _code_hash(email, code), _cfg()["email_code_ttl"])
+    minutes = max(1, _cfg()["email_code_ttl"] // 60)
+    try:
+        mailer.send(email, gettext("Your sign-in code"),
+                    gettext("Your sign-in code is %(code)s. It expires in %(minutes)s minutes.",
+                            code=code, minutes=minutes))
+    except (smtplib.SMTPException, OSError) as exc:
+        token_store.discard_code(email)
+        log.warning("email code not sent: %s", exc.__class__.__name__)
+        raise ApiError(codes.AUTH_EMAIL_SEND_FAILED) from None
+    return {"resend_after": _cfg()["email_code_resend_seconds"]}
+
+
+def email_code_login(email: str, code: str, device_id: str | None) -> dict[str, Any]:
+    """Log in with a mailed code, creating the account on first use."""
+    outcome = token_store.verify_code(email, _code_hash(email, code), _cfg()["email_code_max_attempts"])
+    if outcome == "wrong":
+        raise ApiError(codes.AUTH_EMAIL_CODE_INVALID)
+    if outcome != "ok":
+        raise ApiError(codes.AUTH_EMAIL_CODE_EXPIRED)
+    user = find_user(email) or _create_code_user(email)
+    user = _lock_row(user.id)
+    user.record_login()  # owning the mailbox also lifts a password lockout
+    return _start_session(user, device_id)
+
+
+def _create_code_user(email: str) -> UserModel:
+    user = UserModel(email=email, password_hash=None)
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:  # created by a parallel first login
+        db.session.rollback()
+        return find_user(email)
+    return user
+
+
+def unlock(email: str) -> UserModel | None:
+    """Operator: clear a lockout."""
+    user = find_user(email)
+    if user is not None:
+        user.failed_login_attempts, user.locked_until = 0, None
+        db.session.commit()
+    return user
+
+
+def revoke_everywhere(email: str) -> UserModel | None:
+    """Operator: log a user out of every session."""
+    user = find_user(email)
+    if user is not None:
+        token_store.revoke_all(user.id)
+    return user

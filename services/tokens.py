@@ -1,0 +1,57 @@
+"""JWT encoding and decoding: HS256 by default, only the configured algorithm accepted."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import jwt
+from flask import current_app
+
+import codes
+from errors import ApiError
+from services.token_store import Issued
+
+REQUIRED_CLAIMS = ["sub", "typ", "jti", "sid", "iat", "exp"]
+
+
+def issue_pair(user_id: int, sid: str | None = None, device_id: str | None = None) -> Issued:
+    """A new access + refresh pair for one login session (a new sid unless given)."""
+    cfg = current_app.config["AUTH"]
+    sid = sid or secrets.token_urlsafe(12)
+    now = int(time.time())
+    access_exp = now + cfg["access_token_ttl"]
+    refresh_exp = now + cfg["refresh_token_ttl"]
+    return Issued(
+        sid=sid,
+        access_token=_encode(user_id, "access", sid, device_id, now, access_exp),
+        access_exp=access_exp,
+        refresh_token=_encode(user_id, "refresh", sid, device_id, now, refresh_exp),
+        refresh_exp=refresh_exp,
+    )
+
+
+def _encode(user_id: int, typ: str, sid: str, device_id: str | None, now: int, exp: int) -> str:
+    cfg = current_app.config["AUTH"]
+    claims: dict[str, Any] = {"sub": str(user_id), "typ": typ, "jti": secrets.token_urlsafe(16),
+                              "sid": sid, "iat": now, "exp": exp}
+    if device_id:
+        claims["device_id"] = device_id
+    return jwt.encode(claims, cfg["jwt_secret"], algorithm=cfg["jwt_algorithm"])
+
+
+def decode(token: str, typ: str) -> dict[str, Any]:
+    """Verify signature, expiry and type; any failure is a 401 with a specific code."""
+    cfg = current_app.config["AUTH"]
+    try:
+        claims = jwt.decode(token, cfg["jwt_secret"], algorithms=[cfg["jwt_algorithm"]],
+                            options={"require": REQUIRED_CLAIMS})
+    except jwt.ExpiredSignatureError:
+        raise ApiError(codes.AUTH_TOKEN_EXPIRED) from None
+    except jwt.InvalidTokenError:
+        raise ApiError(codes.AUTH_TOKEN_INVALID) from None
+    if claims["typ"] != typ or not str(claims["sub"]).isdigit() or not isinstance(claims["sid"], str):
+        raise ApiError(codes.AUTH_TOKEN_INVALID)
+    claims["uid"] = int(claims["sub"])
+    return claims

@@ -1,0 +1,51 @@
+"""Operator commands an admin runs with flask --app app users ..."""
+
+import pytest
+
+from tests.conftest import bearer
+
+AUTH = "/api/client/auth"
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def lock_out(client, email):
+    for _ in range(5):
+        client.post(f"{AUTH}/login", json={"email": email, "password": "wrong password"})
+    assert client.post(f"{AUTH}/login", json={"email": email, "password": "x" * 8}).status_code == 423
+
+
+def test_unlock_lets_a_locked_user_in_again(client, runner, user):
+    lock_out(client, user["email"])
+    result = runner.invoke(args=["users", "unlock", user["email"]])
+    assert result.exit_code == 0 and "Unlocked" in result.output
+    assert client.post(f"{AUTH}/login", json={"email": user["email"], "password": user["password"]}).status_code == 200
+
+
+def test_revoke_logs_the_user_out_everywhere(client, runner, user):
+    other = client.post(f"{AUTH}/login", json={"email": user["email"], "password": user["password"]})
+    tokens = [user["access_token"], other.get_json()["data"]["access_token"]]
+    result = runner.invoke(args=["users", "revoke", user["email"].upper()])
+    assert result.exit_code == 0
+    for token in tokens:
+        assert client.get(f"{AUTH}/me", headers=bearer(token)).status_code == 401
+    assert client.post(f"{AUTH}/refresh", json={"refresh_token": user["refresh_token"]}).status_code == 401
+
+
+def test_show_prints_the_account_and_its_live_sessions(client, runner, user):
+    client.post(f"{AUTH}/login", json={"email": user["email"], "password": user["password"]})
+    result = runner.invoke(args=["users", "show", user["email"]])
+    assert result.exit_code == 0
+    assert f"email: {user['email']}" in result.output
+    assert "live_sessions: 2" in result.output
+    assert "password" not in result.output
+
+
+@pytest.mark.parametrize("action", ["show", "unlock", "revoke"])
+def test_an_unknown_email_is_said_plainly_and_exits_non_zero(runner, action):
+    result = runner.invoke(args=["users", action, "ghost@example.com"])
+    assert result.exit_code != 0
+    assert "no user with email ghost@example.com" in result.output

@@ -1,0 +1,121 @@
+"""Sign-in codes travel through a real SMTP server and work exactly once."""
+
+import re
+
+import pytest
+
+import codes
+from tests.conftest import bearer, free_port, register
+
+AUTH = "/api/client/auth"
+
+
+def send_code(client, email="bob@example.com", **headers):
+    return client.post(f"{AUTH}/send-email-code", json={"email": email}, headers=headers)
+
+
+def verify(client, code, email="bob@example.com"):
+    return client.post(f"{AUTH}/email-verify-login", json={"email": email, "code": code})
+
+
+def code_in(message) -> str:
+    return re.search(r"\b(\d{6})\b", message.get_content()).group(1)
+
+
+def test_a_code_arrives_by_smtp_and_logs_in_once_creating_the_account(client, smtp):
+    sent = send_code(client, " Bob@Example.com ")
+    assert sent.status_code == 200
+    assert sent.get_json()["data"] == {"resend_after": 60}
+    mail = smtp.last_to("bob@example.com")
+    assert mail["Subject"] == "Your sign-in code"
+    code = code_in(mail)
+
+    first = verify(client, code)
+    assert first.status_code == 200
+    data = first.get_json()["data"]
+    assert data["user"]["email"] == "bob@example.com" and data["user"]["login_count"] == 1
+    assert client.get(f"{AUTH}/me", headers=bearer(data["access_token"])).status_code == 200
+
+    again = verify(client, code)
+    assert again.status_code == 400
+    assert again.get_json()["code"] == codes.AUTH_EMAIL_CODE_EXPIRED.code
+
+
+def test_the_mail_is_written_in_the_requests_language(client, smtp):
+    send_code(client, **{"Accept-Language": "zh-CN"})
+    mail = smtp.last_to("bob@example.com")
+    assert mail["Subject"] == "您的登录验证码"
+    assert f"您的登录验证码是 {code_in(mail)}" in mail.get_content()
+
+
+def test_an_existing_account_signs_in_by_code_too(client, smtp, user):
+    send_code(client, user["email"])
+    response = verify(client, code_in(smtp.last_to(user["email"])), user["email"])
+    assert response.status_code == 200
+    assert response.get_json()["data"]["user"]["id"] == user["id"]
+
+
+def test_the_answer_does_not_tell_whether_the_email_has_an_account(client, user):
+    known = send_code(client, user["email"])
+    unknown = send_code(client, "stranger@example.com")
+    assert known.status_code == unknown.status_code == 200
+    assert known.get_json() == unknown.get_json()
+
+
+def test_a_second_request_inside_the_resend_window_is_429_with_the_seconds_left(client):
+    send_code(client)
+    again = send_code(client)
+    assert again.status_code == 429
+    body = again.get_json()
+    assert body["code"] == codes.AUTH_EMAIL_CODE_TOO_SOON.code
+    assert 1 <= body["data"]["retry_after"] <= 60
+    assert again.headers["Retry-After"] == str(body["data"]["retry_after"])
+
+
+def test_wrong_codes_burn_the_code_after_five_tries(client, smtp):
+    send_code(client)
+    code = code_in(smtp.last_to("bob@example.com"))
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    answers = [verify(client, wrong).get_json()["code"] for _ in range(5)]
+    assert answers == [codes.AUTH_EMAIL_CODE_INVALID.code] * 4 + [codes.AUTH_EMAIL_CODE_EXPIRED.code]
+    burned = verify(client, code)  # even the right code is gone now
+    assert burned.status_code == 400
+    assert burned.get_json()["code"] == codes.AUTH_EMAIL_CODE_EXPIRED.code
+
+
+def test_a_code_never_sent_is_expired(client):
+    response = verify(client, "123456")
+    assert response.status_code == 400
+    assert response.get_json()["code"] == codes.AUTH_EMAIL_CODE_EXPIRED.code
+
+
+@pytest.mark.parametrize("code", ["12345", "1234567", "abcdef", ""])
+def test_a_code_that_is_not_six_digits_is_a_validation_error(client, code):
+    response = verify(client, code)
+    assert response.status_code == 422
+    assert response.get_json()["data"]["fields"]["code"] == ["Enter the 6-digit code."]
+
+
+def test_an_smtp_failure_is_503_and_leaves_no_code_behind(make_app, smtp):
+    client = make_app(smtp__port=free_port(), smtp__timeout=1).test_client()  # nothing listens there
+    failed = send_code(client)
+    assert failed.status_code == 503
+    assert failed.get_json()["code"] == codes.AUTH_EMAIL_SEND_FAILED.code
+    assert verify(client, "000000").get_json()["code"] == codes.AUTH_EMAIL_CODE_EXPIRED.code
+    # the resend window was released, so the user can try again at once
+    assert send_code(client).status_code == 503
+
+
+def test_send_code_is_rate_limited_per_email(make_app):
+    client = make_app(auth__email_code_resend_seconds=0, auth__rate_limits__send_code_per_email="2/hour").test_client()
+    statuses = [send_code(client).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert send_code(client, "carol@example.com").status_code == 200
+
+
+def test_a_code_login_lifts_a_password_lockout(client, smtp):
+    register(client, "dave@example.com")
+    for _ in range(5):
+        client.post(f"{AUTH}/login", json={"email": "dave@example.com", "password": "wrong password"})
+    send_code(client, "dave@example.com")
+    assert verify(client, code_in(smtp.last_to("dave@example.com")), "dave@example.com").status_code == 200
