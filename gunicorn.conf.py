@@ -15,3 +15,6 @@ max_requests_jitter = 1000
 # Load the app in the master: a bad config stops the start once, with its message.
 preload_app = True
 accesslog = None  # the app writes one structured line per request
+# gunicorn's control socket has one default path per user: several servers on one
+# machine (tests, the benchmark) would take it from each other. Signals suffice.
+control_socket_disable = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -23,10 +24,12 @@ from extensions import db, limiter, redis_store
 from services import schema
 
 BASE = load_config()
+# One database and key prefix per test run, so that two runs on one machine never meet.
+RUN_ID = os.environ.get("TEST_RUN_ID") or str(os.getpid())
 TEST_DB_URL = make_url(BASE["database"]["url"]).set(
-    database=(make_url(BASE["database"]["url"]).database or "flask_api") + "_test"
+    database=f"{make_url(BASE['database']['url']).database or 'flask_api'}_test_{RUN_ID}"
 ).render_as_string(hide_password=False)
-TEST_PREFIX = BASE["redis"]["key_prefix"] + "test:"
+TEST_PREFIX = f"{BASE['redis']['key_prefix']}test:{RUN_ID}:"
 
 
 def free_port() -> int:
@@ -86,6 +89,7 @@ def app(smtp: SmtpSink) -> Iterator[Flask]:
     yield app
     with app.app_context():
         db.engine.dispose()
+    drop_database(TEST_DB_URL)
 
 
 @pytest.fixture
@@ -118,12 +122,16 @@ def client(app: Flask):
     return app.test_client()
 
 
-def recreate_database(url: str) -> None:
+def drop_database(url: str) -> None:
     parsed = make_url(url)
     server = create_engine(parsed.set(database=""))
     with server.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
     server.dispose()
+
+
+def recreate_database(url: str) -> None:
+    drop_database(url)
     schema.ensure_database(url)
 
 

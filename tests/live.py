@@ -1,0 +1,152 @@
+"""Real processes for tests that need them: gunicorn serving the app, and Redis
+or MariaDB servers of the test's own (other ports, own data), so that a test can
+stop and start them while the shared ones keep running."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from tests.conftest import TEST_DB_URL, TEST_PREFIX, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def wait_until(check, seconds: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, requests.RequestException):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not reached in {seconds} s")
+
+
+class Gunicorn:
+    """gunicorn -c gunicorn.conf.py wsgi:app on a free loopback port, with APP__ overrides."""
+
+    def __init__(self, workers: int = 2, threads: int = 4, **settings: object) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_WORKERS": str(workers),
+            "GUNICORN_THREADS": str(threads),
+            "APP__APP__ENV": "testing",
+            "APP__APP__LOG_LEVEL": "WARNING",
+            "APP__DATABASE__URL": TEST_DB_URL,
+            "APP__REDIS__KEY_PREFIX": TEST_PREFIX,
+        }
+        self.env.update({"APP__" + key.upper(): str(value) for key, value in settings.items()})
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Gunicorn:
+        log_fd, self.log_path = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
+        self.process = subprocess.Popen([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+                                        cwd=ROOT, env=self.env, stdout=log_fd, stderr=subprocess.STDOUT)
+        os.close(log_fd)
+        wait_until(lambda: requests.get(self.url + "/api/openapi.json", timeout=1).ok, what="gunicorn up")
+        return self
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        return Path(self.log_path).read_text(errors="replace")
+
+    def __enter__(self) -> Gunicorn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisServer:
+    """A redis-server of the test's own, on its own port, keeping nothing on disk."""
+
+    def __init__(self, port: int | None = None, *extra: str) -> None:
+        self.port = port or free_port()
+        self.extra = extra
+        self.dir = tempfile.mkdtemp(prefix="redis-")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir, *self.extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
+                                          text=True).stdout.strip() == "PONG", what="redis up")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class MariaDBServer:
+    """A mariadbd of the test's own: its own data directory, port and socket."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="mariadb-"))
+        self.process: subprocess.Popen | None = None
+        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.dir / 'data'}", "--user=root",
+                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                       check=True, capture_output=True)
+
+    def url(self, database: str) -> str:
+        return f"mysql+pymysql://root@127.0.0.1:{self.port}/{database}?charset=utf8mb4"
+
+    def start(self) -> MariaDBServer:
+        self.process = subprocess.Popen(
+            ["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.dir / 'data'}", f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.dir / 'mysqld.sock'}", "--user=root",
+             "--skip-log-bin", "--innodb-buffer-pool-size=32M", f"--pid-file={self.dir / 'mysqld.pid'}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import socket
+
+        def answers() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+
+        wait_until(answers, seconds=60, what="mariadb up")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
