@@ -30,7 +30,10 @@ def read_json() -> Any:
         return {}
     if not request.is_json:
         raise ApiError(codes.UNSUPPORTED_MEDIA_TYPE)
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the parser will go
+        data = None
     if data is None:
         raise ApiError(codes.MALFORMED_REQUEST)
     return data

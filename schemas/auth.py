@@ -11,11 +11,17 @@ from schemas.common import Timestamp, length
 
 
 class NormalizedEmail(fields.Email):
-    """An email address, trimmed and lower-cased before it is validated."""
+    """An ASCII email address, trimmed and lower-cased before it is validated.
+
+    Internationalized addresses are refused: look-alike characters would let two
+    accounts differ invisibly, and not every mail server speaks SMTPUTF8.
+    """
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, str):
             value = value.strip().lower()
+            if not value.isascii():
+                raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
 
 

@@ -221,6 +221,13 @@ def live_sessions(user_id: int) -> int:
     return count
 
 
+def tracked(user_id: int) -> dict[str, dict[str, float]]:
+    """Every tracked member and its score, by set name (for operators and tests)."""
+    names = ("access_token", "refresh_token", "refresh_token_old", "refresh_token_used")
+    return {name: dict(redis_store.client.zrange(key, 0, -1, withscores=True))
+            for name, key in zip(names, _user_keys(user_id)[:4], strict=True)}
+
+
 def save_user_snapshot(user_id: int, snapshot: dict[str, Any], ttl: int) -> None:
     redis_store.client.set(_user_keys(user_id)[5], json.dumps(snapshot), ex=ttl)
 

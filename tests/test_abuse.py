@@ -1,0 +1,74 @@
+"""Hostile input gets a 4xx envelope, never a 5xx, and stores nothing."""
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from extensions import db
+from models import UserModel
+
+REGISTER = "/api/client/auth/register"
+LOGIN = "/api/client/auth/login"
+
+
+def user_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(UserModel))
+
+
+def assert_envelope(response, status_range=range(400, 500)):
+    assert response.status_code in status_range, response.get_data(as_text=True)[:300]
+    body = response.get_json()
+    assert set(body) == {"code", "data", "msg"}
+    return body
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 100_000 + "]" * 100_000,
+    '{"a":' * 50_000 + "1" + "}" * 50_000,
+    json.dumps({"email": "a@example.com", "password": "p" * 600_000}),
+    json.dumps({"email": ["a@example.com"], "password": {"x": 1}}),
+    json.dumps([1, 2, 3]),
+    "null",
+    '"just a string"',
+])
+def test_hostile_json_bodies(app, client, body):
+    assert_envelope(client.post(REGISTER, data=body, content_type="application/json"))
+    assert user_count(app) == 0
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          "application/xml", "application/json; charset=latin-1"])
+def test_wrong_content_types(app, client, content_type):
+    body = 'email=a@example.com&password=password123' if "json" not in content_type else '{"email": "\xe9"}'
+    assert_envelope(client.post(REGISTER, data=body.encode("latin-1"), content_type=content_type))
+    assert user_count(app) == 0
+
+
+def test_invalid_utf8(app, client):
+    raw = b'{"email": "\xff\xfe@example.com", "password": "password123"}'
+    assert_envelope(client.post(REGISTER, data=raw, content_type="application/json"))
+    assert user_count(app) == 0
+
+
+@pytest.mark.parametrize("email", [
+    "a@example.com' OR '1'='1",
+    "'; DROP TABLE users; --@example.com",
+    "admin@example.com\x00",
+    "a@example.com\r\nBcc: victim@example.com",
+    "用户@例子.广告",
+    "x" * 300 + "@example.com",
+])
+def test_hostile_emails_are_refused_and_the_table_survives(app, client, email):
+    body = assert_envelope(client.post(REGISTER, json={"email": email, "password": "password123"}))
+    assert body["code"] in (10001, 10101)
+    assert_envelope(client.post(LOGIN, json={"email": email, "password": "password123"}))
+    assert user_count(app) == 0
+
+
+def test_unicode_in_nickname_and_password_is_kept_exactly(client):
+    response = client.post(REGISTER, json={"email": "u@example.com", "password": "密码密码密码密码", "nickname": "小明 🚀"})
+    assert response.status_code == 201
+    assert response.get_json()["data"]["user"]["nickname"] == "小明 🚀"
+    assert client.post(LOGIN, json={"email": "u@example.com", "password": "密码密码密码密码"}).status_code == 200
