@@ -54,8 +54,10 @@ def configure(app: Flask, config: dict[str, Any]) -> None:
         },
     }
     redis_cfg = config["redis"]
-    scheme = "redis+cluster" if redis_cfg["cluster"] else None
-    app.config["RATELIMIT_STORAGE_URI"] = redis_cfg["url"].replace("redis", scheme, 1) if scheme else redis_cfg["url"]
+    storage_uri = redis_cfg["url"]
+    if redis_cfg["cluster"]:  # limits names the cluster client by scheme, and a cluster has no db number
+        storage_uri = "redis+cluster://" + storage_uri.split("://", 1)[1].split("/", 1)[0]
+    app.config["RATELIMIT_STORAGE_URI"] = storage_uri
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {
         "key_prefix": redis_cfg["key_prefix"] + "limits",
         "socket_timeout": redis_cfg["socket_timeout"],

@@ -5,8 +5,10 @@ stop and start them while the shared ones keep running."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -133,8 +135,6 @@ class MariaDBServer:
              "--bind-address=127.0.0.1", f"--socket={self.dir / 'mysqld.sock'}", "--user=root",
              "--skip-log-bin", "--innodb-buffer-pool-size=32M", f"--pid-file={self.dir / 'mysqld.pid'}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import socket
-
         def answers() -> bool:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                 return True
@@ -150,3 +150,47 @@ class MariaDBServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class RedisCluster:
+    """Three Redis masters on loopback joined with redis-cli --cluster create."""
+
+    def __init__(self) -> None:
+        self.nodes = [RedisServer(cluster_port(), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                  "--cluster-node-timeout", "2000") for _ in range(3)]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self) -> RedisCluster:
+        for node in self.nodes:
+            node.start()
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+
+        def ready() -> bool:
+            info = subprocess.run(["redis-cli", "-p", str(self.nodes[0].port), "cluster", "info"],
+                                  capture_output=True, text=True).stdout
+            return "cluster_state:ok" in info
+
+        wait_until(ready, seconds=30, what="cluster ok")
+        return self
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.cleanup()

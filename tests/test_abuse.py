@@ -68,7 +68,8 @@ def test_hostile_emails_are_refused_and_the_table_survives(app, client, email):
 
 
 def test_unicode_in_nickname_and_password_is_kept_exactly(client):
-    response = client.post(REGISTER, json={"email": "u@example.com", "password": "密码密码密码密码", "nickname": "小明 🚀"})
+    response = client.post(REGISTER, json={"email": "u@example.com", "password": "密码密码密码密码",
+                                           "nickname": "小明 🚀"})
     assert response.status_code == 201
     assert response.get_json()["data"]["user"]["nickname"] == "小明 🚀"
     assert client.post(LOGIN, json={"email": "u@example.com", "password": "密码密码密码密码"}).status_code == 200

@@ -3,6 +3,7 @@ recovers by itself when it is back. Each test stops only servers it started."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import threading
@@ -11,6 +12,7 @@ from collections import Counter
 
 import pytest
 import requests
+import sqlalchemy
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
@@ -125,8 +127,6 @@ def test_mariadb_outage_under_load_is_503_then_recovers_and_loses_nothing():
         statuses = Counter(status for _, status in results)
         assert statuses[201] > 0 and statuses[503] > 0, statuses
         assert set(statuses) <= {201, 503}, statuses
-        import sqlalchemy
-
         engine = sqlalchemy.create_engine(url)
         with engine.connect() as conn:
             stored = set(conn.execute(text("SELECT email FROM users")).scalars())
@@ -149,8 +149,6 @@ def test_mariadb_outage_under_load_is_503_then_recovers_and_loses_nothing():
 
 class SlowHandler:
     async def handle_DATA(self, server, session, envelope):
-        import asyncio
-
         await asyncio.sleep(5)
         return "250 OK"
 
