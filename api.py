@@ -40,14 +40,18 @@ def read_json() -> Any:
 
 
 def arguments(schema_cls: type[Schema], location: str = "json") -> Callable:
-    """Load the JSON body (or the query string) with schema_cls; pass it as the first argument."""
+    """Load the JSON body (or the "query" string, or the "headers") with schema_cls; pass it as the first argument.
+
+    Query and header schemas should exclude unknown keys: other parameters and headers are normal.
+    """
     schema = schema_cls()
+    readers = {"json": read_json, "query": lambda: request.args.to_dict(), "headers": lambda: dict(request.headers)}
+    read = readers[location]
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            raw = read_json() if location == "json" else request.args.to_dict()
-            return view(schema.load(raw), *args, **kwargs)
+            return view(schema.load(read()), *args, **kwargs)
 
         _contract(wrapper)[location] = schema_cls
         return wrapper
@@ -119,10 +123,13 @@ def _operation(spec: APISpec, view: Callable, contract: dict[str, Any], path_arg
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         },
     }
-    if "query" in contract:
-        operation["parameters"].append({"in": "query", "schema": contract["query"]})
+    for location, where in (("query", "query"), ("headers", "header")):
+        if location in contract:
+            operation["parameters"].append({"in": where, "schema": contract[location]})
     if "json" in contract:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": contract["json"]}}}
+        body_schema = contract["json"]
+        required = any(field.required for field in body_schema().fields.values())  # else an empty body is {}
+        operation["requestBody"] = {"required": required, "content": {"application/json": {"schema": body_schema}}}
     if contract.get("auth"):
         operation["security"] = [{"bearerAuth": []}]
     return operation

@@ -49,5 +49,16 @@ USER_NOT_FOUND = Code(10104, 404, _l("User not found."))
 
 # order
 ORDER_NOT_FOUND = Code(20001, 404, _l("Order not found."))
+ORDER_PRODUCT_NOT_FOUND = Code(20002, 404, _l("This product does not exist or is not for sale."))
+ORDER_INVALID_TRANSITION = Code(20003, 409, _l("This order can no longer be changed: it is not pending."))
+ORDER_IDEMPOTENCY_CONFLICT = Code(20004, 409, _l("This Idempotency-Key was already used for a different request."))
+
+# payment
+PAYMENT_PROVIDER_NOT_FOUND = Code(30001, 404, _l("This payment provider is not available."))
+PAYMENT_SIGNATURE_INVALID = Code(30002, 400, _l("The payment notification's signature is invalid."))
+PAYMENT_NOTIFICATION_EXPIRED = Code(30003, 400, _l("The payment notification is too old or not yet valid."))
+PAYMENT_NOTIFICATION_INVALID = Code(30004, 400, _l("The payment notification could not be understood."))
+PAYMENT_AMOUNT_MISMATCH = Code(30005, 400, _l("The paid amount or currency does not match the order."))
+PAYMENT_PROVIDER_ERROR = Code(30006, 502, _l("The payment provider could not be reached. Try again shortly."))
 
 REGISTRY: dict[str, Code] = {name: value for name, value in globals().items() if isinstance(value, Code)}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
+
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from services import auth, schema, token_store
+from services import auth, orders, schema, token_store
+from services.payments import dev as dev_payments
 
 users = AppGroup("users", help="Operator commands for accounts.")
 
@@ -72,6 +76,59 @@ def revoke_user(email: str) -> None:
     click.echo(f"Revoked every session of {email}.")
 
 
+@click.command("expire-orders")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Rows per transaction (default: order.sweep_batch_size).")
+@with_appcontext
+def expire_orders_command(batch_size: int | None) -> None:
+    """Expire every order still PENDING after its deadline, in batches; for cron."""
+    click.echo(f"Expired {orders.expire_due_orders(batch_size)} order(s).")
+
+
+@click.command("pay-order")
+@click.argument("order_no")
+@click.option("--url", default=None, help="The running service (default: payment.notify_base_url).")
+@click.option("--transaction-id", default=None, help="Default: a new random dev_... id.")
+@with_appcontext
+def pay_order_command(order_no: str, url: str | None, transaction_id: str | None) -> None:
+    """Pay ORDER_NO locally: send the running service a signed dev notification for its amount."""
+    config = current_app.config["PAYMENT"]
+    if "dev" not in config["providers"]:
+        raise click.ClickException("the dev provider is not enabled (payment.providers)")
+    order = orders.find_order(order_no)
+    if order is None:
+        raise click.ClickException(f"no order {order_no}")
+    transaction_id = transaction_id or f"dev_{secrets.token_hex(12)}"
+    try:
+        status, answer = dev_payments.send_payment(url or config["notify_base_url"], config["dev"]["secret"],
+                                                   order, transaction_id)
+    except OSError as exc:
+        raise click.ClickException(f"the service did not answer: {exc}") from None
+    click.echo(f"{status} {answer}")
+    if status >= 400:
+        raise click.ClickException("the service refused the notification")
+
+
+@users.command("delete")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Delete without asking.")
+def delete_user(email: str, yes: bool) -> None:
+    """Delete an account; its sessions end at once."""
+    if auth.find_user(email.strip().lower()) is None:
+        _unknown(email)
+    if not yes:
+        click.confirm(f"Delete {email} for good?", abort=True)
+    try:
+        auth.delete_account(email.strip().lower())
+    except IntegrityError:
+        db.session.rollback()
+        raise click.ClickException(
+            f"{email} has orders on record: every session was revoked, the account kept") from None
+    click.echo(f"Deleted {email}.")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(sync_schema_command)
     app.cli.add_command(users)
+    app.cli.add_command(expire_orders_command)
+    app.cli.add_command(pay_order_command)

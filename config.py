@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 DEFAULT_PATH = Path(__file__).with_name("config.yaml")
 ENV_PREFIX = "APP__"
@@ -102,17 +102,67 @@ class SmtpSection(_Section):
 class OrderSection(_Section):
     expire_seconds = fields.Integer(load_default=1800, validate=validate.Range(min=1))
     idempotency_ttl = fields.Integer(load_default=86400, validate=validate.Range(min=86400))
+    sweep_batch_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=10000))
+
+
+class ProductSection(_Section):
+    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
+    name = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Length(min=1, max=128)),
+                       required=True, validate=validate.Length(min=1))
+    price = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))  # minor units
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    active = fields.Boolean(load_default=True)
+
+
+PROVIDER_NAMES = ("dev", "stripe", "alipay")
 
 
 class DevProviderSection(_Section):
     secret = fields.String(required=True, validate=validate.Length(min=8))
 
 
+class StripeProviderSection(_Section):
+    secret_key = fields.String(load_default="")
+    webhook_secret = fields.String(load_default="")
+    api_base = fields.String(load_default="https://api.stripe.com")
+    success_url = fields.String(load_default="http://localhost:3000/orders/{order_no}")
+    cancel_url = fields.String(load_default="http://localhost:3000/orders/{order_no}")
+    timeout = fields.Float(load_default=10, validate=validate.Range(min=0.1, max=60))
+
+
+class AlipayProviderSection(_Section):
+    app_id = fields.String(load_default="")
+    private_key = fields.String(load_default="")  # the app's RSA private key, PEM or bare base64
+    public_key = fields.String(load_default="")  # Alipay's RSA public key, PEM or bare base64
+    gateway = fields.String(load_default="https://openapi.alipay.com/gateway.do")
+    return_url = fields.String(load_default="")
+
+
+# Keys a provider cannot work without; checked only for the enabled providers.
+PROVIDER_KEYS = {"dev": ("secret",), "stripe": ("secret_key", "webhook_secret"),
+                 "alipay": ("app_id", "private_key", "public_key")}
+
+
 class PaymentSection(_Section):
-    providers = fields.List(fields.String(), load_default=lambda: ["dev"])
+    providers = fields.List(fields.String(validate=validate.OneOf(PROVIDER_NAMES)), load_default=lambda: ["dev"],
+                            validate=validate.Length(min=1))
     default = fields.String(load_default="dev")
     tolerance_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
+    notify_base_url = fields.String(load_default="http://127.0.0.1:8000")  # where providers reach this service
     dev = fields.Nested(DevProviderSection)
+    stripe = fields.Nested(StripeProviderSection, load_default=lambda: StripeProviderSection().load({}))
+    alipay = fields.Nested(AlipayProviderSection, load_default=lambda: AlipayProviderSection().load({}))
+
+    @validates_schema
+    def check_providers(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["default"] not in data["providers"]:
+            raise ValidationError("must be one of payment.providers", field_name="default")
+        for name in data["providers"]:
+            section = data.get(name) or {}
+            for key in PROVIDER_KEYS[name]:
+                if not section.get(key):
+                    raise ValidationError({key: [f"required while {name} is in payment.providers"]},
+                                          field_name=name)
 
 
 class ConfigSchema(_Section):
@@ -123,6 +173,13 @@ class ConfigSchema(_Section):
     smtp = fields.Nested(SmtpSection, required=True)
     order = fields.Nested(OrderSection, load_default=dict)
     payment = fields.Nested(PaymentSection, load_default=dict)
+    products = fields.List(fields.Nested(ProductSection), load_default=list)
+
+    @validates_schema
+    def check_products(self, data: dict[str, Any], **kwargs: Any) -> None:
+        ids = [product["id"] for product in data.get("products", [])]
+        if len(ids) != len(set(ids)):
+            raise ValidationError("product ids must be unique", field_name="products")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,

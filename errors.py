@@ -77,7 +77,9 @@ def handle_http_exception(exc: HTTPException) -> Response:
     status = exc.code or 500
     if status >= 500:
         return handle_unexpected(exc)
-    return envelope(HTTP_CODES.get(status, codes.BAD_REQUEST), status=status)
+    response = envelope(HTTP_CODES.get(status, codes.BAD_REQUEST), status=status)
+    response.headers.extend(name_value for name_value in exc.get_headers() if name_value[0] == "Allow")
+    return response
 
 
 def handle_unavailable(exc: Exception) -> Response:

@@ -1,3 +1,63 @@
+"""/api/client/order: the catalog, and creating, reading, listing and cancelling orders."""
+
+from __future__ import annotations
+
 from flask import Blueprint
 
-bp = Blueprint("order", __name__)
+from api import arguments, response
+from blueprints.user_dependencies import current_user, login_required
+from schemas.order import (
+    IdempotencyKeySchema,
+    OrderCreatedSchema,
+    OrderCreateSchema,
+    OrderListQuerySchema,
+    OrderPageSchema,
+    OrderSchema,
+    ProductListSchema,
+)
+from services import catalog, orders
+
+bp = Blueprint("order", __name__, url_prefix="/api/client/order")
+
+
+@bp.get("/products")
+@response(ProductListSchema)
+def products():
+    """The products for sale, named in the request's language; prices in minor units."""
+    return {"items": catalog.list_products()}
+
+
+@bp.post("/create")
+@login_required
+@response(OrderCreatedSchema, status=201)
+@arguments(IdempotencyKeySchema, location="headers")
+@arguments(OrderCreateSchema)
+def create(body, headers):
+    """Create an order and its payment request (201); a repeated Idempotency-Key header answers the first (200)."""
+    result = orders.create_order(current_user().user_id, body, headers["key"])
+    return result if result.created else (result, 200)
+
+
+@bp.get("/status/<order_no>")
+@login_required
+@response(OrderSchema)
+def status(order_no: str):
+    """One of the caller's orders."""
+    return orders.get_order(current_user().user_id, order_no)
+
+
+@bp.get("/list")
+@login_required
+@response(OrderPageSchema)
+@arguments(OrderListQuerySchema, location="query")
+def list_orders(query):
+    """The caller's orders, newest first, a page at a time, optionally of one status."""
+    return orders.list_orders(current_user().user_id, query["page"], query["page_size"], query["status"])
+
+
+@bp.post("/cancel/<order_no>")
+@login_required
+@response(OrderSchema)
+def cancel(order_no: str):
+    """Cancel a pending order; 409 when it is paid, expired or cancelled already."""
+    return orders.cancel_order(current_user().user_id, order_no)

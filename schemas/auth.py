@@ -7,7 +7,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
 
-from schemas.common import Timestamp, length
+from schemas.common import StrictBoolean, Timestamp, length
 
 
 class NormalizedEmail(fields.Email):
@@ -51,7 +51,7 @@ class RefreshSchema(Schema):
 
 
 class LogoutSchema(Schema):
-    all = fields.Boolean(load_default=False, metadata={"description": "log out every session of the user"})
+    all = StrictBoolean(load_default=False, metadata={"description": "log out every session of the user"})
 
 
 class SendCodeSchema(Schema):

@@ -29,3 +29,12 @@ class Timestamp(fields.DateTime):
         if isinstance(value, str):
             return value
         return super()._serialize(value, attr, obj, **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON true or false: 0, 1 and "yes" are refused, as the document says."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value

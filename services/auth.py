@@ -228,6 +228,21 @@ def unlock(email: str) -> UserModel | None:
     return user
 
 
+def delete_account(email: str) -> UserModel | None:
+    """Operator: remove an account; its tokens stop working at once.
+
+    An account with orders is kept (they are financial records): the foreign key
+    refuses the delete and IntegrityError reaches the caller, after every session
+    was revoked.
+    """
+    user = find_user(email)
+    if user is not None:
+        token_store.forget_user(user.id)
+        db.session.delete(user)
+        db.session.commit()
+    return user
+
+
 def revoke_everywhere(email: str) -> UserModel | None:
     """Operator: log a user out of every session."""
     user = find_user(email)

@@ -209,6 +209,12 @@ def revoke_all(user_id: int) -> None:
     redis_store.client.delete(access, refresh, old, session)
 
 
+def forget_user(user_id: int) -> None:
+    """Revoke everything and drop the snapshot, for an account that is going away."""
+    access, refresh, old, _, session, snapshot = _user_keys(user_id)
+    redis_store.client.delete(access, refresh, old, session, snapshot)
+
+
 def live_sessions(user_id: int) -> int:
     """Sessions that still hold a live refresh token."""
     _, refresh, old, _, session, _ = _user_keys(user_id)

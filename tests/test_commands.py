@@ -44,8 +44,27 @@ def test_show_prints_the_account_and_its_live_sessions(client, runner, user):
     assert "password" not in result.output
 
 
-@pytest.mark.parametrize("action", ["show", "unlock", "revoke"])
+@pytest.mark.parametrize("action", ["show", "unlock", "revoke", "delete"])
 def test_an_unknown_email_is_said_plainly_and_exits_non_zero(runner, action):
     result = runner.invoke(args=["users", action, "ghost@example.com"])
     assert result.exit_code != 0
     assert "no user with email ghost@example.com" in result.output
+
+
+def test_delete_removes_the_account_and_its_tokens_stop_working(client, runner, user):
+    result = runner.invoke(args=["users", "delete", user["email"], "--yes"])
+    assert result.exit_code == 0 and "Deleted" in result.output
+    response = client.get(f"{AUTH}/me", headers=bearer(user["access_token"]))
+    assert response.status_code == 401
+    assert client.post(f"{AUTH}/refresh", json={"refresh_token": user["refresh_token"]}).status_code == 401
+    assert runner.invoke(args=["users", "show", user["email"]]).exit_code != 0
+
+
+def test_an_account_with_orders_is_kept_but_logged_out(client, runner, user, auth_headers):
+    product = client.get("/api/client/order/products").get_json()["data"]["items"][0]["id"]
+    created = client.post("/api/client/order/create", json={"product_id": product}, headers=auth_headers)
+    assert created.status_code == 201
+    result = runner.invoke(args=["users", "delete", user["email"], "--yes"])
+    assert result.exit_code != 0 and "has orders on record" in result.output
+    assert client.get(f"{AUTH}/me", headers=auth_headers).status_code == 401
+    assert runner.invoke(args=["users", "show", user["email"]]).exit_code == 0

@@ -1,0 +1,85 @@
+"""Request and response schemas of /api/client/order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from marshmallow import EXCLUDE, Schema, fields, validates
+
+from models import OrderStatus
+from schemas.common import Timestamp, between, length, one_of
+
+MAX_PAGE = 10_000  # deeper pages cost a long OFFSET scan; nobody pages that far by hand
+
+
+class ProductSchema(Schema):
+    id = fields.String()
+    name = fields.String(metadata={"description": "in the request's language"})
+    price = fields.Integer(metadata={"description": "integer minor units (cents, fen)"})
+    currency = fields.String(metadata={"example": "CNY"})
+
+
+class ProductListSchema(Schema):
+    items = fields.List(fields.Nested(ProductSchema))
+
+
+class OrderCreateSchema(Schema):
+    product_id = fields.String(required=True, validate=length(min=1, max=64))
+    quantity = fields.Integer(load_default=1, strict=True, validate=between(1, 99))
+    provider = fields.String(load_default=None, metadata={"description": "payment provider; payment.default if absent"})
+
+    @validates("provider")
+    def check_provider(self, value: str | None, **kwargs: Any) -> None:
+        if value is not None:  # the enabled providers are per app, so they are checked per request
+            one_of(current_app.config["PAYMENT"]["providers"])(value)
+
+
+class IdempotencyKeySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # every other header
+
+    key = fields.String(data_key="Idempotency-Key", load_default=None, validate=length(min=1, max=64))
+
+
+class OrderSchema(Schema):
+    order_no = fields.String()
+    product_id = fields.String()
+    quantity = fields.Integer()
+    amount = fields.Integer(metadata={"description": "integer minor units"})
+    currency = fields.String()
+    subject = fields.String()
+    status = fields.String(metadata={"enum": [status.value for status in OrderStatus]})
+    payment_provider = fields.String(allow_none=True)
+    transaction_id = fields.String(allow_none=True)
+    created_at = Timestamp()
+    expires_at = Timestamp()
+    paid_at = Timestamp(allow_none=True)
+    cancelled_at = Timestamp(allow_none=True)
+
+
+class PaymentRequestSchema(Schema):
+    provider = fields.String()
+    pay_url = fields.String(allow_none=True, metadata={"description": "where to send the buyer, if anywhere"})
+    params = fields.Dict(allow_none=True, metadata={"description": "what the client needs besides the URL"})
+
+
+class OrderCreatedSchema(OrderSchema):
+    payment = fields.Nested(PaymentRequestSchema, allow_none=True,
+                            metadata={"description": "null once the order is no longer PENDING"})
+
+
+class OrderListQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # ?lang= and the like travel in the same query string
+
+    page = fields.Integer(load_default=1, validate=between(1, MAX_PAGE))
+    page_size = fields.Integer(load_default=20, validate=between(1, 100))
+    status = fields.String(load_default=None, validate=one_of([status.value for status in OrderStatus]))
+
+
+class OrderPageSchema(Schema):
+    items = fields.List(fields.Nested(OrderSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()

@@ -1,0 +1,203 @@
+"""Order rules: creation (idempotent), ownership, the state machine's transitions, expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.dialects import mysql
+from sqlalchemy.exc import IntegrityError
+
+import codes
+from errors import ApiError
+from extensions import db
+from models import OrderModel, OrderStatus, PaymentOutcome
+from models.base import utcnow
+from services import catalog, payments
+from services.payments.base import Notification, PaymentRequest
+
+ORDER_NO_DIGITS = 12  # after the date: 10^12 numbers a day, so a guess almost never names an order
+INSERT_ATTEMPTS = 3
+
+
+@dataclass
+class CreatedOrder:
+    """An order with its payment request; reads like the order itself for the response schema."""
+
+    order: OrderModel
+    payment: PaymentRequest | None
+    created: bool
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.order, name)
+
+
+def _cfg() -> dict[str, Any]:
+    return current_app.config["ORDER"]
+
+
+def new_order_no(now: datetime) -> str:
+    return now.strftime("%Y%m%d") + f"{secrets.randbelow(10**ORDER_NO_DIGITS):0{ORDER_NO_DIGITS}d}"
+
+
+def _fingerprint(product_id: str, quantity: int, provider: str) -> str:
+    canonical = json.dumps({"product_id": product_id, "quantity": quantity, "provider": provider}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def create_order(user_id: int, data: dict[str, Any], idempotency_key: str | None) -> CreatedOrder:
+    """A new PENDING order and its payment request; a repeated Idempotency-Key answers the first order."""
+    provider = data["provider"] or current_app.config["PAYMENT"]["default"]
+    fingerprint = _fingerprint(data["product_id"], data["quantity"], provider)
+    order = _by_idempotency_key(user_id, idempotency_key) if idempotency_key else None
+    created = order is None
+    if created:
+        order, created = _insert(user_id, data["product_id"], data["quantity"], provider, idempotency_key,
+                                 fingerprint)
+    if idempotency_key and order.request_fingerprint != fingerprint:
+        raise ApiError(codes.ORDER_IDEMPOTENCY_CONFLICT, data={"order_no": order.order_no})
+    if not created:
+        _expire_if_due(order)
+    payable = order.status == OrderStatus.PENDING
+    # The order is committed by now: no row lock is held while a slow provider answers.
+    payment = payments.get_provider(order.payment_provider).create_payment(order) if payable else None
+    return CreatedOrder(order, payment, created)
+
+
+def _by_idempotency_key(user_id: int, key: str) -> OrderModel | None:
+    return db.session.scalar(select(OrderModel).where(OrderModel.user_id == user_id,
+                                                      OrderModel.idempotency_key == key))
+
+
+def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: str | None,
+            fingerprint: str) -> tuple[OrderModel, bool]:
+    """Insert and commit; (order, True), or (the parallel winner, False) when the same key won."""
+    product = catalog.find_product(product_id)
+    if product is None:
+        raise ApiError(codes.ORDER_PRODUCT_NOT_FOUND)
+    for attempt in range(INSERT_ATTEMPTS):
+        now = utcnow()
+        order = OrderModel(order_no=new_order_no(now), user_id=user_id, product_id=product_id, quantity=quantity,
+                           amount=product["price"] * quantity, currency=product["currency"],
+                           subject=catalog.localized_name(product), status=OrderStatus.PENDING.value,
+                           payment_provider=provider, idempotency_key=key,
+                           request_fingerprint=fingerprint if key else None, created_at=now,
+                           expires_at=now + timedelta(seconds=_cfg()["expire_seconds"]))
+        db.session.add(order)
+        try:
+            db.session.commit()
+            return order, True
+        except IntegrityError:
+            # Either a parallel request with the same key committed first (answer its order),
+            # or the random order_no was taken (draw again).
+            db.session.rollback()
+            winner = _by_idempotency_key(user_id, key) if key else None
+            if winner is not None:
+                return winner, False
+            if attempt == INSERT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _owned(user_id: int, order_no: str) -> OrderModel:
+    """The user's order; another user's order answers exactly like a missing one."""
+    order = db.session.scalar(select(OrderModel).where(OrderModel.order_no == order_no,
+                                                       OrderModel.user_id == user_id))
+    if order is None:
+        raise ApiError(codes.ORDER_NOT_FOUND)
+    return order
+
+
+def _expire_if_due(order: OrderModel) -> None:
+    """Expire on read: a past-due PENDING order is EXPIRED now, whether the sweep has run or not."""
+    now = utcnow()
+    if order.is_due(now):
+        db.session.execute(OrderModel.transition_rows([order.id], OrderStatus.EXPIRED, OrderModel.expires_at <= now))
+        db.session.commit()  # also expires the instance: the next read shows whoever won
+
+
+def get_order(user_id: int, order_no: str) -> OrderModel:
+    """One of the user's orders, never a past-due PENDING one."""
+    order = _owned(user_id, order_no)
+    _expire_if_due(order)
+    return order
+
+
+def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> dict[str, Any]:
+    """A page of the user's orders, newest first, optionally of one status."""
+    _expire_due_of_user(user_id)
+    query = select(OrderModel).where(OrderModel.user_id == user_id)
+    if status:
+        query = query.where(OrderModel.status == status)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    items = db.session.scalars(query.order_by(OrderModel.created_at.desc(), OrderModel.id.desc())
+                               .limit(page_size).offset((page - 1) * page_size)).all()
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
+def _expire_due_of_user(user_id: int) -> None:
+    now = utcnow()
+    # A plain read first: most lists have nothing due, and then no row is locked.
+    due = db.session.scalars(select(OrderModel.id).where(
+        OrderModel.user_id == user_id, OrderModel.status == OrderStatus.PENDING, OrderModel.expires_at <= now)).all()
+    if due:
+        db.session.execute(OrderModel.transition_rows(due, OrderStatus.EXPIRED, OrderModel.expires_at <= now))
+        db.session.commit()
+
+
+def cancel_order(user_id: int, order_no: str) -> OrderModel:
+    """PENDING -> CANCELLED, or 409 when a payment, an expiry or another cancel got there first."""
+    order = get_order(user_id, order_no)
+    now = utcnow()
+    result = db.session.execute(OrderModel.transition_rows(
+        [order.id], OrderStatus.CANCELLED, OrderModel.expires_at > now, cancelled_at=now))
+    db.session.commit()
+    if result.rowcount != 1:
+        raise ApiError(codes.ORDER_INVALID_TRANSITION, data={"status": get_order(user_id, order_no).status})
+    return order
+
+
+def lock_for_payment(order_no: str) -> OrderModel | None:
+    """The order's latest row, locked until the caller's commit (SELECT ... FOR UPDATE)."""
+    return db.session.scalar(select(OrderModel).where(OrderModel.order_no == order_no)
+                             .with_for_update().execution_options(populate_existing=True))
+
+
+def apply_payment(order: OrderModel, provider: str, notification: Notification) -> PaymentOutcome:
+    """Decide what a verified payment means for its locked order, and make the transition; no commit."""
+    if (notification.amount, notification.currency) != (order.amount, order.currency):
+        return PaymentOutcome.AMOUNT_MISMATCH
+    now = utcnow()
+    if order.is_due(now):  # money after the deadline: the order expires, the money goes back
+        db.session.execute(OrderModel.transition_rows([order.id], OrderStatus.EXPIRED))
+        return PaymentOutcome.NEEDS_REFUND
+    result = db.session.execute(OrderModel.transition_rows(
+        [order.id], OrderStatus.PAID, paid_at=now, payment_provider=provider,
+        transaction_id=notification.transaction_id))
+    # Not PENDING (paid by another transaction, cancelled, expired): keep the money on record for a refund.
+    return PaymentOutcome.PAID if result.rowcount == 1 else PaymentOutcome.NEEDS_REFUND
+
+
+def expire_due_orders(batch_size: int | None = None) -> int:
+    """Expire every past-due PENDING order, one committed batch at a time; returns how many."""
+    batch_size = batch_size or _cfg()["sweep_batch_size"]
+    total = 0
+    while True:
+        now = utcnow()
+        statement = OrderModel.transition(OrderStatus.EXPIRED, OrderModel.expires_at <= now)
+        result = db.session.execute(statement.ext(mysql.limit(batch_size)))
+        db.session.commit()  # short transactions: payments and cancels wait at most one batch
+        total += result.rowcount
+        if result.rowcount < batch_size:
+            return total
+
+
+def find_order(order_no: str) -> OrderModel | None:
+    """Any user's order, for operator commands."""
+    return db.session.scalar(select(OrderModel).where(OrderModel.order_no == order_no))

@@ -1,0 +1,40 @@
+"""Payment providers behind one interface: a registry of the enabled ones, built once per app.
+
+services.payments.notify handles what they send back.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+import codes
+from config import ConfigError
+from errors import ApiError
+from services.payments.alipay import AlipayProvider
+from services.payments.base import Notification, Outcome, PaymentRequest, Provider
+from services.payments.dev import DevProvider
+from services.payments.stripe import StripeProvider
+
+PROVIDERS: dict[str, type] = {"dev": DevProvider, "stripe": StripeProvider, "alipay": AlipayProvider}
+
+__all__ = ["Notification", "Outcome", "PaymentRequest", "Provider", "get_provider", "init_app"]
+
+
+def init_app(app: Flask) -> None:
+    """Build the enabled providers once, so that a bad key stops the start instead of a payment."""
+    config = app.config["PAYMENT"]
+    built: dict[str, Provider] = {}
+    for name in config["providers"]:
+        try:
+            built[name] = PROVIDERS[name](config)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"payment.{name}: {exc}") from None
+    app.extensions["payment_providers"] = built
+
+
+def get_provider(name: str) -> Provider:
+    """An enabled provider, or 404."""
+    provider = current_app.extensions["payment_providers"].get(name)
+    if provider is None:
+        raise ApiError(codes.PAYMENT_PROVIDER_NOT_FOUND)
+    return provider

@@ -1,0 +1,88 @@
+"""The dev provider: notifications signed with payment.dev.secret, the way Stripe signs its webhooks.
+
+Header: X-Dev-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 over the bytes "<t>." + body>
+Body: {"order_no", "transaction_id", "amount" (minor units), "currency"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from marshmallow import ValidationError
+
+import codes
+from errors import ApiError
+from models import OrderModel
+from schemas.payment import DevNotificationSchema
+from services.payments.base import EnvelopeAnswers, Notification, PaymentRequest, check_timestamp
+
+HEADER = "X-Dev-Signature"
+NOTIFY_PATH = "/api/payment/notify/dev"
+_schema = DevNotificationSchema()
+
+
+def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The X-Dev-Signature value for body; what `flask pay-order` and the tests send."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def notification_body(order_no: str, transaction_id: str, amount: int, currency: str) -> bytes:
+    return json.dumps({"order_no": order_no, "transaction_id": transaction_id, "amount": amount,
+                       "currency": currency}).encode()
+
+
+def _parse_header(header: str) -> tuple[int, list[str]]:
+    """(timestamp, v1 signatures) of a header; several v1 entries allow rotating the secret."""
+    items = [part.strip().split("=", 1) for part in header.split(",") if "=" in part]
+    stamps = [value for key, value in items if key == "t"]
+    signatures = [value for key, value in items if key == "v1"]
+    if len(stamps) != 1 or not stamps[0].isdigit() or not signatures:
+        raise ApiError(codes.PAYMENT_SIGNATURE_INVALID)
+    return int(stamps[0]), signatures
+
+
+class DevProvider(EnvelopeAnswers):
+    name = "dev"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.secret = config["dev"]["secret"]
+        self.tolerance = config["tolerance_seconds"]
+
+    def create_payment(self, order: OrderModel) -> PaymentRequest:
+        """Nothing to call: a developer pays with `flask --app app pay-order ORDER_NO`."""
+        return PaymentRequest(self.name, params={"order_no": order.order_no, "amount": order.amount,
+                                                 "currency": order.currency, "notify_path": NOTIFY_PATH})
+
+    def parse_notification(self, body: bytes, headers: Any) -> Notification:
+        timestamp, signatures = _parse_header(headers.get(HEADER, ""))
+        expected = sign(body, self.secret, timestamp).rsplit("v1=", 1)[1]
+        if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+            raise ApiError(codes.PAYMENT_SIGNATURE_INVALID)
+        check_timestamp(timestamp, self.tolerance)  # after the signature: the timestamp is signed too
+        try:
+            text = body.decode()
+            data = _schema.load(json.loads(text))
+        except (ValueError, ValidationError):
+            raise ApiError(codes.PAYMENT_NOTIFICATION_INVALID) from None
+        return Notification(data["order_no"], data["transaction_id"], data["amount"], data["currency"].upper(), text)
+
+
+def send_payment(base_url: str, secret: str, order: OrderModel, transaction_id: str,
+                 timeout: float = 10) -> tuple[int, str]:
+    """POST a signed notification paying order in full to a running service; (HTTP status, body)."""
+    body = notification_body(order.order_no, transaction_id, order.amount, order.currency)
+    req = urllib.request.Request(base_url.rstrip("/") + NOTIFY_PATH, data=body, method="POST", headers={
+        "Content-Type": "application/json", HEADER: sign(body, secret)})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode()

@@ -1,0 +1,58 @@
+"""The one way every provider's notification is handled: verify, store, apply, in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+import codes
+from errors import ApiError
+from extensions import db
+from models import PaymentModel, PaymentOutcome
+from services import orders
+from services.payments.base import Notification, Outcome, Provider
+
+log = logging.getLogger("flask_api.payments")
+
+# Refused after being stored: the provider is told, and its retry is a duplicate.
+REFUSED = {PaymentOutcome.AMOUNT_MISMATCH: codes.PAYMENT_AMOUNT_MISMATCH,
+           PaymentOutcome.UNKNOWN_ORDER: codes.ORDER_NOT_FOUND}
+
+
+def handle_notification(provider: Provider, body: bytes, headers: Any) -> Outcome:
+    """Verify, store and apply one notification; raises ApiError for the refused ones."""
+    notification = provider.parse_notification(body, headers)  # nothing is stored before this passes
+    if notification is None:
+        return Outcome("ignored")
+    outcome = _record(provider.name, notification)
+    log.info("payment notification %s %s for %s: %s", provider.name, notification.transaction_id,
+             notification.order_no, outcome.outcome)
+    if outcome.outcome in REFUSED:
+        raise ApiError(REFUSED[PaymentOutcome(outcome.outcome)], data={"order_no": notification.order_no})
+    return outcome
+
+
+def _record(provider: str, notification: Notification) -> Outcome:
+    """In one transaction: lock the order, store the payment, apply it. A retry finds its row and stops."""
+    order = orders.lock_for_payment(notification.order_no)  # later notifications for the order wait here
+    if _stored(provider, notification.transaction_id):
+        db.session.rollback()
+        return Outcome("duplicate", notification.order_no)
+    outcome = orders.apply_payment(order, provider, notification) if order else PaymentOutcome.UNKNOWN_ORDER
+    db.session.add(PaymentModel(provider=provider, transaction_id=notification.transaction_id,
+                                order_no=notification.order_no, amount=notification.amount,
+                                currency=notification.currency, outcome=outcome.value, raw_payload=notification.raw))
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same transaction id arrived for another order_no at the same moment
+        db.session.rollback()
+        return Outcome("duplicate", notification.order_no)
+    return Outcome(outcome.value, notification.order_no)
+
+
+def _stored(provider: str, transaction_id: str) -> bool:
+    return db.session.scalar(select(PaymentModel.id).where(PaymentModel.provider == provider,
+                                                           PaymentModel.transaction_id == transaction_id)) is not None

@@ -1,0 +1,362 @@
+"""Orders as a client lives them: the catalog, creating, paying, listing, cancelling, expiry,
+idempotent retries, and races that must end with exactly one winner."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import select, text
+
+import codes
+from extensions import db
+from models import OrderModel, PaymentModel
+from tests.conftest import bearer, register
+
+ORDER = "/api/client/order"
+DEV_NOTIFY = "/api/payment/notify/dev"
+
+
+def create(client, headers, product_id="basic-monthly", quantity=1, key=None, **extra):
+    if key is not None:
+        headers = {**headers, "Idempotency-Key": key}
+    return client.post(f"{ORDER}/create", json={"product_id": product_id, "quantity": quantity, **extra},
+                       headers=headers)
+
+
+def created(client, headers, **kwargs):
+    """Create an order that must succeed; its data."""
+    response = create(client, headers, **kwargs)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["data"]
+
+
+def status_of(client, headers, order_no):
+    return client.get(f"{ORDER}/status/{order_no}", headers=headers)
+
+
+def dev_signature(secret: str, body: bytes, timestamp: int) -> str:
+    """Sign the way the issue specifies, independently of the code under test."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def notify_dev(client, app, order_no, amount, currency="CNY", transaction_id="dev_txn_1", timestamp=None,
+               secret=None, body=None):
+    """POST a dev provider notification signed with the app's secret (or another one)."""
+    body = body if body is not None else json.dumps({"order_no": order_no, "transaction_id": transaction_id,
+                                                     "amount": amount, "currency": currency}).encode()
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signature = dev_signature(secret or app.config["PAYMENT"]["dev"]["secret"], body, timestamp)
+    return client.post(DEV_NOTIFY, data=body, content_type="application/json",
+                       headers={"X-Dev-Signature": signature})
+
+
+def payments_of(app, order_no):
+    with app.app_context():
+        rows = db.session.scalars(select(PaymentModel).where(PaymentModel.order_no == order_no)
+                                  .order_by(PaymentModel.id)).all()
+        return [(row.transaction_id, row.outcome) for row in rows]
+
+
+def stored_status(app, order_no):
+    """The row as the database holds it, bypassing expire-on-read."""
+    with app.app_context():
+        return db.session.scalar(select(OrderModel.status).where(OrderModel.order_no == order_no))
+
+
+# --- catalog -------------------------------------------------------------------------------------
+
+def test_products_are_listed_without_sign_in_in_english_and_chinese(client):
+    english = client.get(f"{ORDER}/products")
+    assert english.status_code == 200
+    items = english.get_json()["data"]["items"]
+    assert {"id": "basic-monthly", "name": "Basic plan, 1 month", "price": 990, "currency": "CNY"} in items
+    assert "legacy-lifetime" not in [item["id"] for item in items]  # retired: active: false
+    chinese = client.get(f"{ORDER}/products?lang=zh").get_json()["data"]["items"]
+    assert [item["id"] for item in chinese] == [item["id"] for item in items]
+    assert {item["id"]: item["name"] for item in chinese}["basic-monthly"] == "基础版（1 个月）"
+    assert [item["price"] for item in chinese] == [item["price"] for item in items]
+
+
+def test_a_product_named_only_in_english_falls_back_to_english(make_app):
+    app = make_app(products=[{"id": "tea", "name": {"en": "Tea"}, "price": 300, "currency": "CNY"}])
+    items = app.test_client().get(f"{ORDER}/products?lang=zh").get_json()["data"]["items"]
+    assert items == [{"id": "tea", "name": "Tea", "price": 300, "currency": "CNY"}]
+
+
+# --- create, pay, read ---------------------------------------------------------------------------
+
+def test_create_then_a_signed_dev_notification_turns_the_order_paid_in_status_and_list(app, client, auth_headers):
+    order = created(client, auth_headers, product_id="pro-monthly", quantity=3)
+    assert order["status"] == "PENDING"
+    assert (order["amount"], order["currency"], order["quantity"]) == (3 * 2990, "CNY", 3)
+    assert order["subject"] == "Pro plan, 1 month"
+    assert order["order_no"][:8].isdigit() and len(order["order_no"]) == 20
+    assert order["payment"]["provider"] == "dev"
+    assert order["payment"]["params"]["amount"] == 3 * 2990
+    assert order["paid_at"] is None and order["transaction_id"] is None
+    assert status_of(client, auth_headers, order["order_no"]).get_json()["data"]["status"] == "PENDING"
+
+    answer = notify_dev(client, app, order["order_no"], 3 * 2990, transaction_id="dev_txn_42")
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["data"] == {"outcome": "paid", "order_no": order["order_no"]}
+
+    paid = status_of(client, auth_headers, order["order_no"]).get_json()["data"]
+    assert paid["status"] == "PAID" and paid["paid_at"] and paid["transaction_id"] == "dev_txn_42"
+    assert paid["payment_provider"] == "dev"
+    listed = client.get(f"{ORDER}/list", headers=auth_headers).get_json()["data"]
+    assert [(item["order_no"], item["status"]) for item in listed["items"]] == [(order["order_no"], "PAID")]
+    assert payments_of(app, order["order_no"]) == [("dev_txn_42", "paid")]
+
+
+def test_the_subject_is_in_the_language_of_the_request(client, auth_headers):
+    order = created(client, {**auth_headers, "Accept-Language": "zh-CN"})
+    assert order["subject"] == "基础版（1 个月）"
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"product_id": "basic-monthly", "quantity": 0}, "quantity"),
+    ({"product_id": "basic-monthly", "quantity": 100}, "quantity"),
+    ({"product_id": "basic-monthly", "quantity": "2"}, "quantity"),
+    ({"quantity": 1}, "product_id"),
+    ({"product_id": "basic-monthly", "price": 1}, "price"),  # the server computes every amount
+    ({"product_id": "basic-monthly", "provider": "paypal"}, "provider"),
+])
+def test_create_refuses_bad_input_field_by_field(client, auth_headers, body, field):
+    response = client.post(f"{ORDER}/create", json=body, headers=auth_headers)
+    assert response.status_code == 422
+    assert list(response.get_json()["data"]["fields"]) == [field]
+
+
+@pytest.mark.parametrize("product_id", ["no-such-product", "legacy-lifetime"])
+def test_an_unknown_or_retired_product_cannot_be_ordered(client, auth_headers, product_id):
+    response = create(client, auth_headers, product_id=product_id)
+    assert response.status_code == 404
+    assert response.get_json()["code"] == codes.ORDER_PRODUCT_NOT_FOUND.code
+    assert client.get(f"{ORDER}/list", headers=auth_headers).get_json()["data"]["total"] == 0
+
+
+def test_quantity_defaults_to_one(client, auth_headers):
+    response = client.post(f"{ORDER}/create", json={"product_id": "basic-monthly"}, headers=auth_headers)
+    assert response.status_code == 201
+    assert (response.get_json()["data"]["quantity"], response.get_json()["data"]["amount"]) == (1, 990)
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("post", "/create"), ("get", "/status/20240101000000000000"), ("get", "/list"),
+    ("post", "/cancel/20240101000000000000")])
+def test_every_order_endpoint_but_products_needs_sign_in(client, method, path):
+    response = getattr(client, method)(ORDER + path, json={"product_id": "basic-monthly"})
+    assert response.status_code == 401
+    assert response.get_json()["code"] == codes.AUTH_TOKEN_MISSING.code
+
+
+def test_another_users_order_answers_exactly_like_a_missing_one(app, client, auth_headers):
+    order = created(client, auth_headers)
+    bob = bearer(register(client, "bob@example.com")["access_token"])
+    missing = status_of(client, bob, "20990101000000000000")
+    for response in (status_of(client, bob, order["order_no"]),
+                     client.post(f"{ORDER}/cancel/{order['order_no']}", headers=bob)):
+        assert response.status_code == 404 == missing.status_code
+        assert response.get_json() == missing.get_json()
+        assert response.get_json()["code"] == codes.ORDER_NOT_FOUND.code == 20001
+    assert client.get(f"{ORDER}/list", headers=bob).get_json()["data"]["total"] == 0
+    assert status_of(client, auth_headers, order["order_no"]).get_json()["data"]["status"] == "PENDING"
+
+
+# --- list ----------------------------------------------------------------------------------------
+
+def test_45_orders_page_newest_first_with_the_right_total_and_status_filter(client, auth_headers):
+    made = [created(client, auth_headers)["order_no"] for _ in range(45)]
+    for order_no in made[:5]:
+        assert client.post(f"{ORDER}/cancel/{order_no}", headers=auth_headers).status_code == 200
+
+    pages = [client.get(f"{ORDER}/list?page={page}&page_size=20", headers=auth_headers).get_json()["data"]
+             for page in (1, 2, 3, 4)]
+    assert [len(page["items"]) for page in pages] == [20, 20, 5, 0]
+    assert {page["total"] for page in pages} == {45}
+    assert [(page["page"], page["page_size"]) for page in pages] == [(1, 20), (2, 20), (3, 20), (4, 20)]
+    listed = [item["order_no"] for page in pages for item in page["items"]]
+    assert listed == list(reversed(made))  # newest first, none twice, none missing
+
+    cancelled = client.get(f"{ORDER}/list?status=CANCELLED", headers=auth_headers).get_json()["data"]
+    assert cancelled["total"] == 5 and {item["order_no"] for item in cancelled["items"]} == set(made[:5])
+    pending = client.get(f"{ORDER}/list?status=PENDING&page=2&page_size=30&lang=zh", headers=auth_headers)
+    assert pending.get_json()["data"]["total"] == 40 and len(pending.get_json()["data"]["items"]) == 10
+    assert client.get(f"{ORDER}/list", headers=auth_headers).get_json()["data"]["page_size"] == 20  # default
+
+
+@pytest.mark.parametrize("query", ["page=0", "page_size=0", "page_size=101", "status=SHIPPED", "page=x"])
+def test_list_refuses_bad_query_parameters(client, auth_headers, query):
+    response = client.get(f"{ORDER}/list?{query}", headers=auth_headers)
+    assert response.status_code == 422
+    assert response.get_json()["code"] == codes.VALIDATION_ERROR.code
+
+
+# --- idempotency ---------------------------------------------------------------------------------
+
+def test_the_same_idempotency_key_gives_the_same_order_and_another_body_is_refused(client, auth_headers):
+    first = create(client, auth_headers, key="checkout-7f3a", quantity=2)
+    again = create(client, auth_headers, key="checkout-7f3a", quantity=2)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.get_json()["data"]["order_no"] == first.get_json()["data"]["order_no"]
+    assert again.get_json()["data"]["payment"]["provider"] == "dev"
+
+    changed = create(client, auth_headers, key="checkout-7f3a", quantity=3)
+    assert changed.status_code == 409
+    assert changed.get_json()["code"] == codes.ORDER_IDEMPOTENCY_CONFLICT.code
+    assert client.get(f"{ORDER}/list", headers=auth_headers).get_json()["data"]["total"] == 1
+
+    bob = bearer(register(client, "bob@example.com")["access_token"])
+    assert create(client, bob, key="checkout-7f3a", quantity=2).status_code == 201  # keys are per user
+
+
+def test_a_replayed_key_after_payment_shows_the_paid_order_and_no_new_payment_request(app, client, auth_headers):
+    order = created(client, auth_headers, key="k-1")
+    assert notify_dev(client, app, order["order_no"], order["amount"]).status_code == 200
+    again = create(client, auth_headers, key="k-1")
+    assert again.status_code == 200
+    assert again.get_json()["data"]["status"] == "PAID" and again.get_json()["data"]["payment"] is None
+
+
+@pytest.mark.parametrize("key", ["", "k" * 65])
+def test_an_empty_or_overlong_idempotency_key_is_refused(client, auth_headers, key):
+    response = create(client, auth_headers, key=key)
+    assert response.status_code == 422
+    assert list(response.get_json()["data"]["fields"]) == ["Idempotency-Key"]
+
+
+def test_twenty_parallel_creates_with_one_key_make_one_order(app, auth_headers):
+    start = threading.Barrier(20)
+
+    def attempt(_):
+        client = app.test_client()
+        start.wait()
+        return create(client, auth_headers, key="double-click", quantity=2)
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(attempt, range(20)))
+    assert sorted(answer.status_code for answer in answers) == [200] * 19 + [201]
+    assert len({answer.get_json()["data"]["order_no"] for answer in answers}) == 1
+    listed = app.test_client().get(f"{ORDER}/list", headers=auth_headers).get_json()["data"]
+    assert listed["total"] == 1
+
+
+# --- cancel and expiry ---------------------------------------------------------------------------
+
+def test_a_pending_order_can_be_cancelled_once(client, auth_headers):
+    order = created(client, auth_headers)
+    cancelled = client.post(f"{ORDER}/cancel/{order['order_no']}", headers=auth_headers)
+    assert cancelled.status_code == 200
+    assert cancelled.get_json()["data"]["status"] == "CANCELLED" and cancelled.get_json()["data"]["cancelled_at"]
+    again = client.post(f"{ORDER}/cancel/{order['order_no']}", headers=auth_headers)
+    assert again.status_code == 409
+    assert again.get_json()["code"] == codes.ORDER_INVALID_TRANSITION.code
+    assert again.get_json()["data"] == {"status": "CANCELLED"}
+
+
+def test_a_paid_order_cannot_be_cancelled(app, client, auth_headers):
+    order = created(client, auth_headers)
+    notify_dev(client, app, order["order_no"], order["amount"])
+    response = client.post(f"{ORDER}/cancel/{order['order_no']}", headers=auth_headers)
+    assert response.status_code == 409 and response.get_json()["data"] == {"status": "PAID"}
+    assert status_of(client, auth_headers, order["order_no"]).get_json()["data"]["status"] == "PAID"
+
+
+def test_an_order_expires_after_expire_seconds_and_is_never_shown_pending(make_app, user):
+    app = make_app(order__expire_seconds=1)
+    client, headers = app.test_client(), bearer(user["access_token"])
+    order = created(client, headers)
+    time.sleep(1.2)
+    assert stored_status(app, order["order_no"]) == "PENDING"  # no sweep has run...
+    listed = client.get(f"{ORDER}/list?status=PENDING", headers=headers).get_json()["data"]
+    assert listed["total"] == 0  # ...yet reading expires it
+    shown = status_of(client, headers, order["order_no"]).get_json()["data"]
+    assert shown["status"] == "EXPIRED"
+    assert stored_status(app, order["order_no"]) == "EXPIRED"
+    cancel = client.post(f"{ORDER}/cancel/{order['order_no']}", headers=headers)
+    assert cancel.status_code == 409 and cancel.get_json()["data"] == {"status": "EXPIRED"}
+
+
+def test_expire_orders_sweeps_every_past_due_order_in_batches(app, make_app, user):
+    short = make_app(order__expire_seconds=1)
+    headers = bearer(user["access_token"])
+    due = [created(short.test_client(), headers)["order_no"] for _ in range(5)]
+    fresh = created(app.test_client(), headers)["order_no"]
+    time.sleep(1.2)
+    result = app.test_cli_runner().invoke(args=["expire-orders", "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    assert "Expired 5 order(s)." in result.output
+    assert [stored_status(app, order_no) for order_no in due] == ["EXPIRED"] * 5
+    assert stored_status(app, fresh) == "PENDING"
+    again = app.test_cli_runner().invoke(args=["expire-orders"])
+    assert "Expired 0 order(s)." in again.output
+
+
+# --- races ---------------------------------------------------------------------------------------
+
+def test_twenty_parallel_cancels_and_payments_leave_exactly_one_consistent_outcome(app, auth_headers):
+    order = created(app.test_client(), auth_headers)
+    order_no, amount = order["order_no"], order["amount"]
+    start = threading.Barrier(20)
+
+    def attempt(i):
+        client = app.test_client()  # its own client; every request pushes its own app context
+        start.wait()
+        if i % 2:
+            return "cancel", client.post(f"{ORDER}/cancel/{order_no}", headers=auth_headers)
+        return "pay", notify_dev(client, app, order_no, amount, transaction_id=f"race_{i}")
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(attempt, range(20)))
+    cancels = sorted(response.status_code for kind, response in answers if kind == "cancel")
+    pays = [response for kind, response in answers if kind == "pay"]
+    assert all(response.status_code == 200 for response in pays), [r.get_json() for r in pays]
+    outcomes = sorted(response.get_json()["data"]["outcome"] for response in pays)
+    final = status_of(app.test_client(), auth_headers, order_no).get_json()["data"]
+    stored = payments_of(app, order_no)
+    assert len(stored) == 10  # every payment is on record, won or not
+
+    if final["status"] == "PAID":
+        assert cancels == [409] * 10
+        assert outcomes == ["needs_refund"] * 9 + ["paid"]
+        winner = [txn for txn, outcome in stored if outcome == "paid"]
+        assert winner == [final["transaction_id"]] and final["cancelled_at"] is None
+    else:
+        assert final["status"] == "CANCELLED"
+        assert cancels == [200] + [409] * 9
+        assert outcomes == ["needs_refund"] * 10
+        assert final["paid_at"] is None and final["transaction_id"] is None
+    assert sorted(outcome for _, outcome in stored) == outcomes
+
+
+# --- the API document ----------------------------------------------------------------------------
+
+def test_every_order_and_payment_endpoint_is_in_the_openapi_document(client):
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    assert set(paths["/api/client/order/products"]) == {"get"}
+    assert set(paths["/api/client/order/create"]) == {"post"}
+    assert set(paths["/api/client/order/status/{order_no}"]) == {"get"}
+    assert set(paths["/api/client/order/list"]) == {"get"}
+    assert set(paths["/api/client/order/cancel/{order_no}"]) == {"post"}
+    assert set(paths["/api/payment/notify/{provider}"]) == {"post"}
+    create_op = paths["/api/client/order/create"]["post"]
+    assert "201" in create_op["responses"] and create_op["security"] == [{"bearerAuth": []}]
+    assert "security" not in paths["/api/client/order/products"]["get"]
+
+
+def test_orders_table_has_the_indexes_the_queries_need(app):
+    with app.app_context():
+        rows = db.session.execute(text("SHOW INDEX FROM orders")).mappings().all()
+    indexes: dict[str, list[str]] = {}
+    for row in rows:
+        indexes.setdefault(row["Key_name"], []).append(row["Column_name"])
+    assert indexes["ix_orders_user_created"] == ["user_id", "created_at"]
+    assert indexes["ix_orders_status_expires"] == ["status", "expires_at"]
+    assert indexes["uq_orders_user_idempotency_key"] == ["user_id", "idempotency_key"]
