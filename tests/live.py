@@ -143,12 +143,15 @@ class MariaDBServer:
         return self
 
     def stop(self) -> None:
+        """A clean shutdown, as an operator's restart would do."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=60)
+            self.process.wait(timeout=120)
 
     def cleanup(self) -> None:
-        self.stop()
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

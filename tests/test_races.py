@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import random
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from extensions import db
-from models import UserModel
+from models import OrderModel, PaymentModel, UserModel
+from services import orders as orders_service
 from services import token_store
+from services.payments import dev
 from tests.conftest import PASSWORD
 from tests.live import Gunicorn
 
@@ -92,3 +97,76 @@ def test_huge_headers_are_refused_by_the_server_without_a_5xx(server):
     except requests.ConnectionError:
         return  # the server closed the connection on the oversized header: refused, nothing served
     assert 400 <= response.status_code < 500
+
+
+@pytest.fixture(scope="module")
+def racing_server(app):
+    """Orders that fall due a few seconds after creation, so expiry can race payment and cancel."""
+    with Gunicorn(workers=2, threads=8, order__expire_seconds=4) as live:
+        yield live
+
+
+def test_pay_cancel_and_expire_racing_on_100_orders_end_in_one_state_each(app, racing_server):
+    server = racing_server
+    pair = post(server, f"{AUTH}/register", json={"email": "buyer@example.com", "password": PASSWORD}).json()["data"]
+    headers = {"Authorization": f"Bearer {pair['access_token']}"}
+    product = requests.get(server.url + "/api/client/order/products").json()["data"]["items"][0]["id"]
+    created = in_parallel(100, lambda: post(server, "/api/client/order/create", headers=headers,
+                                            json={"product_id": product}))
+    orders = [answer.json()["data"] for answer in created]
+    assert len({order["order_no"] for order in orders}) == 100
+    due = max(time.time(), min(datetime.fromisoformat(o["expires_at"]).timestamp() for o in orders))
+    time.sleep(max(0.0, due - time.time() - 0.05))
+
+    def pay(order):
+        body = dev.notification_body(order["order_no"], "tx-" + order["order_no"], order["amount"], order["currency"])
+        return post(server, dev.NOTIFY_PATH, data=body, headers={
+            "Content-Type": "application/json", dev.HEADER: dev.sign(body, app.config["PAYMENT"]["dev"]["secret"])})
+
+    def cancel(order):
+        return post(server, f"/api/client/order/cancel/{order['order_no']}", headers=headers)
+
+    def sweep(_):
+        with app.app_context():
+            return orders_service.expire_due_orders()
+
+    jobs = [(pay, o) for o in orders] + [(cancel, o) for o in orders] + [(sweep, None)] * 10
+    random.shuffle(jobs)
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        results = list(pool.map(lambda job: (job[0].__name__, job[1], job[0](job[1])), jobs))
+    with app.app_context():
+        orders_service.expire_due_orders()  # whatever is still PENDING and past due
+
+    payments_acknowledged = [r for name, _, r in results if name == "pay"]
+    assert all(r.status_code == 200 for r in payments_acknowledged)  # every payment taken in, none lost
+    cancelled_ok = {o["order_no"] for name, o, r in results if name == "cancel" and r.status_code == 200}
+    assert all(r.status_code in (200, 409) for name, _, r in results if name == "cancel")
+    with app.app_context():
+        stored = {o.order_no: o for o in db.session.scalars(select(OrderModel).where(
+            OrderModel.order_no.in_([o["order_no"] for o in orders])))}
+        payments = {p.order_no: p for p in db.session.scalars(select(PaymentModel))}
+    assert len(payments) == 100  # one row per order: no double, no loss
+    outcomes = Counter()
+    for order_no, order in stored.items():
+        assert order.status in ("PAID", "CANCELLED", "EXPIRED")
+        outcomes[order.status] += 1
+        payment = payments[order_no]
+        if order.status == "PAID":
+            assert payment.outcome == "paid" and order.transaction_id == payment.transaction_id
+            assert order.paid_at is not None
+        else:
+            assert payment.outcome == "needs_refund" and order.paid_at is None
+        assert (order.status == "CANCELLED") == (order_no in cancelled_ok)
+    print(f"race outcomes: {dict(outcomes)}")
+
+
+def test_one_idempotency_key_from_20_threads_makes_one_order(app, server):
+    pair = post(server, f"{AUTH}/register", json={"email": "idem@example.com", "password": PASSWORD}).json()["data"]
+    headers = {"Authorization": f"Bearer {pair['access_token']}", "Idempotency-Key": "checkout-42"}
+    product = requests.get(server.url + "/api/client/order/products").json()["data"]["items"][0]["id"]
+    answers = in_parallel(20, lambda: post(server, "/api/client/order/create", headers=headers,
+                                           json={"product_id": product, "quantity": 2}))
+    assert sorted(answer.status_code for answer in answers) == [200] * 19 + [201]
+    assert len({answer.json()["data"]["order_no"] for answer in answers}) == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(OrderModel)) == 1
