@@ -1,6 +1,8 @@
 """No expired, forged, tampered or mistyped token gets in, and each is told why."""
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 
@@ -95,5 +97,19 @@ def test_a_validly_signed_token_missing_a_claim_is_invalid(app, client, user, mi
 
 def test_a_validly_signed_token_that_was_never_issued_is_revoked(app, client, user):
     claims = claims_of(user["access_token"]) | {"jti": "made-up"}
+    token = jwt.encode(claims, app.config["AUTH"]["jwt_secret"], algorithm="HS256")
+    assert_refused(client, token, codes.AUTH_TOKEN_REVOKED)
+
+
+def test_a_token_signed_with_an_empty_key_is_invalid(client, user):
+    # PyJWT will not sign with an empty key, so sign by hand as an attacker would.
+    signing_input = f"{segment({'alg': 'HS256', 'typ': 'JWT'})}.{segment(claims_of(user['access_token']))}"
+    mac = hmac.new(b"", signing_input.encode(), hashlib.sha256).digest()
+    forged = f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    assert_refused(client, forged, codes.AUTH_TOKEN_INVALID)
+
+
+def test_a_token_with_extra_claims_that_was_never_issued_is_refused(app, client, user):
+    claims = claims_of(user["access_token"]) | {"role": "admin", "jti": "extra"}
     token = jwt.encode(claims, app.config["AUTH"]["jwt_secret"], algorithm="HS256")
     assert_refused(client, token, codes.AUTH_TOKEN_REVOKED)
