@@ -42,6 +42,7 @@ AUTH_EMAIL_CODE_INVALID = Code(10015, 400, _l("The verification code is incorrec
 AUTH_EMAIL_CODE_EXPIRED = Code(10016, 400, _l("The verification code has expired or was used up. Request a new one."))
 AUTH_EMAIL_CODE_TOO_SOON = Code(10017, 429, _l("A code was just sent. Request another in %(seconds)s seconds."))
 AUTH_EMAIL_SEND_FAILED = Code(10018, 503, _l("The verification email could not be sent. Try again later."))
+AUTH_EMAIL_CODE_BLOCKED = Code(10019, 429, _l("Too many wrong codes for this email. Try again tomorrow."))
 
 # user
 USER_EMAIL_TAKEN = Code(10101, 409, _l("An account with this email already exists."))
@@ -52,6 +53,7 @@ ORDER_NOT_FOUND = Code(20001, 404, _l("Order not found."))
 ORDER_PRODUCT_NOT_FOUND = Code(20002, 404, _l("This product does not exist or is not for sale."))
 ORDER_INVALID_TRANSITION = Code(20003, 409, _l("This order can no longer be changed: it is not pending."))
 ORDER_IDEMPOTENCY_CONFLICT = Code(20004, 409, _l("This Idempotency-Key was already used for a different request."))
+ORDER_CURRENCY_NOT_SUPPORTED = Code(20005, 400, _l("This payment provider does not accept this product's currency."))
 
 # payment
 PAYMENT_PROVIDER_NOT_FOUND = Code(30001, 404, _l("This payment provider is not available."))

@@ -17,7 +17,7 @@ ENV_PREFIX = "APP__"
 SECRETS = (
     ("auth", "jwt_secret"),
     ("smtp", "password"),
-    ("payment", "dev", "secret"),
+    # Not payment.dev.secret: production refuses the dev provider altogether.
     ("payment", "stripe", "secret_key"),
     ("payment", "stripe", "webhook_secret"),
     ("payment", "alipay", "private_key"),
@@ -72,6 +72,8 @@ class RateLimitsSection(_Section):
     send_code_per_email = fields.String(load_default="5/hour")
     send_code_per_ip = fields.String(load_default="30/hour")
     verify_code_per_email = fields.String(load_default="10/minute")
+    verify_code_per_ip = fields.String(load_default="60/minute")
+    refresh_per_ip = fields.String(load_default="120/minute")
 
 
 class AuthSection(_Section):
@@ -86,6 +88,8 @@ class AuthSection(_Section):
     email_code_ttl = fields.Integer(load_default=300, validate=validate.Range(min=1))
     email_code_resend_seconds = fields.Integer(load_default=60, validate=validate.Range(min=0))
     email_code_max_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1))
+    email_code_max_failures = fields.Integer(load_default=10, validate=validate.Range(min=1))
+    email_code_failure_window = fields.Integer(load_default=86400, validate=validate.Range(min=1))
     rate_limits = fields.Nested(RateLimitsSection, load_default=dict)
 
 
@@ -195,6 +199,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
     except ValidationError as exc:
         raise ConfigError(_first_error(exc.messages)) from None
     _check_production_secrets(config)
+    _check_production_providers(config)
     return config
 
 
@@ -282,3 +287,9 @@ def _check_production_secrets(config: dict[str, Any]) -> None:
             raise ConfigError(f"{'.'.join(keys)}: still the development value; set {name} in production")
     if len(config["auth"]["jwt_secret"]) < 32:
         raise ConfigError("auth.jwt_secret: use at least 32 characters in production")
+
+
+def _check_production_providers(config: dict[str, Any]) -> None:
+    # The dev provider's notifications pay orders with no money moving: for development and tests only.
+    if config["app"]["env"] == "production" and "dev" in config["payment"]["providers"]:
+        raise ConfigError("payment.providers: dev pays orders without money; enable stripe or alipay in production")

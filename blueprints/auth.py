@@ -62,6 +62,7 @@ def login(body):
 
 
 @bp.post("/refresh")
+@limiter.limit(rate("refresh_per_ip"), key_func=client_ip)
 @response(TokenPairSchema)
 @arguments(RefreshSchema)
 def refresh(body):
@@ -98,6 +99,7 @@ def send_email_code(body):
 
 
 @bp.post("/email-verify-login")
+@limiter.limit(rate("verify_code_per_ip"), key_func=client_ip)
 @limiter.limit(rate("verify_code_per_email"), key_func=email_key)
 @response(AuthResultSchema)
 @arguments(VerifyCodeSchema)

@@ -88,7 +88,10 @@ def _locked(user: UserModel) -> ApiError:
 def _lock_row(user_id: int) -> UserModel:
     """The user row, locked for this transaction and freshly read."""
     statement = select(UserModel).where(UserModel.id == user_id).with_for_update()
-    return db.session.execute(statement, execution_options={"populate_existing": True}).scalar_one()
+    user = db.session.execute(statement, execution_options={"populate_existing": True}).scalar_one_or_none()
+    if user is None:  # deleted while this request was under way
+        raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
+    return user
 
 
 def find_user(email: str) -> UserModel | None:
@@ -113,11 +116,12 @@ def register(email: str, password: str, nickname: str | None) -> dict[str, Any]:
 def login(email: str, password: str, device_id: str | None) -> dict[str, Any]:
     """Password login with lockout; unknown email and wrong password look the same."""
     user = find_user(email)
-    if user is not None and user.is_locked():
+    if user is None:
+        _refuse_unknown(email, password)
+    if user.is_locked():
         raise _locked(user)
-    if not _verify_password(user.password_hash if user else None, password):
-        if user is not None:
-            _record_failure(user.id)
+    if not _verify_password(user.password_hash, password):
+        _record_failure(user.id)
         raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
     user = _lock_row(user.id)
     if user.is_locked():  # locked by a parallel attempt while we verified
@@ -127,6 +131,18 @@ def login(email: str, password: str, device_id: str | None) -> dict[str, Any]:
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
     return _start_session(user, device_id)
+
+
+def _refuse_unknown(email: str, password: str) -> None:
+    """An email without an account answers, and locks, exactly as one with an account would."""
+    max_failures, lock_seconds = _cfg()["max_failed_logins"], int(_cfg()["lockout_minutes"] * 60)
+    seconds = token_store.unknown_login_lock(email, max_failures)
+    if seconds:
+        raise ApiError(codes.AUTH_ACCOUNT_LOCKED, data={"retry_after": seconds},
+                       headers={"Retry-After": str(seconds)}, seconds=seconds)
+    _verify_password(None, password)  # the same work as a real check
+    token_store.record_unknown_login_failure(email, max_failures, lock_seconds)
+    raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
 
 
 def _record_failure(user_id: int) -> None:
@@ -143,14 +159,14 @@ def refresh(refresh_token: str) -> dict[str, Any]:
     """Rotate a refresh token: a new pair in the same session, or 401."""
     claims = tokens.decode(refresh_token, "refresh")
     issued = tokens.issue_pair(claims["uid"], sid=claims["sid"], device_id=claims.get("device_id"))
-    outcome = token_store.rotate(claims["uid"], refresh_token, claims["exp"], issued,
-                                 _cfg()["refresh_grace_seconds"], _session_ttl())
+    outcome, refresh_to_hand_out = token_store.rotate(claims["uid"], refresh_token, claims["exp"], issued,
+                                                      _cfg()["refresh_grace_seconds"], _session_ttl())
     if outcome == "reuse":
         log.warning("refresh token reuse detected: every session revoked",
                     extra={"fields": {"user_id": claims["uid"], "sid": claims["sid"]}})
-    if outcome not in ("rotated", "grace"):
+    if refresh_to_hand_out is None:
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
-    return token_pair(issued)
+    return {**token_pair(issued), "refresh_token": refresh_to_hand_out}
 
 
 def logout(user_id: int, sid: str, everywhere: bool) -> None:
@@ -197,9 +213,12 @@ def send_email_code(email: str) -> dict[str, int]:
 
 def email_code_login(email: str, code: str, device_id: str | None) -> dict[str, Any]:
     """Log in with a mailed code, creating the account on first use."""
-    outcome = token_store.verify_code(email, _code_hash(email, code), _cfg()["email_code_max_attempts"])
+    outcome = token_store.verify_code(email, _code_hash(email, code), _cfg()["email_code_max_attempts"],
+                                      _cfg()["email_code_max_failures"], _cfg()["email_code_failure_window"])
     if outcome == "wrong":
         raise ApiError(codes.AUTH_EMAIL_CODE_INVALID)
+    if outcome == "blocked":
+        raise ApiError(codes.AUTH_EMAIL_CODE_BLOCKED)
     if outcome != "ok":
         raise ApiError(codes.AUTH_EMAIL_CODE_EXPIRED)
     user = find_user(email) or _create_code_user(email)
@@ -240,6 +259,7 @@ def delete_account(email: str) -> UserModel | None:
         token_store.forget_user(user.id)
         db.session.delete(user)
         db.session.commit()
+        token_store.forget_user(user.id)  # and whatever a login racing with the delete stored
     return user
 
 

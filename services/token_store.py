@@ -8,7 +8,10 @@ Cluster slot and every script below touches one slot only):
     refresh_token_old:{uid}  zset  md5(rotated refresh token) -> end of its grace window
     refresh_token_used:{uid} zset  md5(rotated refresh token) -> the token's own expiry,
                                    remembered so that a late reuse is recognised as theft
-    session:{uid}            hash  sid -> {"c": created, "a": [access md5s], "r": [refresh md5s]}
+    refresh_token_next:{uid}:<md5>  string, TTL the grace window: the refresh token that
+                                   replaced <md5>, handed to a racing tab instead of a new one
+    session:{uid}            hash  sid -> {"c": created, "u": last used, "a": [access md5s],
+                                   "r": [refresh md5s, live or remembered]}
     user:{uid}               string  JSON snapshot of the public user fields, so that an
                                    authenticated request needs no database query
 
@@ -16,6 +19,8 @@ Per email (``{email}`` again a hash tag):
 
     email_code:{email}       hash  {"hash", "attempts"}, TTL auth.email_code_ttl
     email_code_lock:{email}  string, TTL auth.email_code_resend_seconds
+    email_code_failures:{email}  counter of wrong codes across resends, TTL auth.email_code_failure_window
+    login_failures:{email}   counter of wrong logins for an email without an account, TTL the lockout
 
 Expired members are trimmed on every write and every key carries a TTL.
 """
@@ -31,34 +36,42 @@ from typing import Any
 from extensions import redis_store
 
 # Lua helpers shared by the scripts. KEYS order for per-user scripts:
-# 1 access, 2 refresh, 3 old, 4 used, 5 session, 6 user snapshot.
+# 1 access, 2 refresh, 3 old, 4 used, 5 session, 6 user snapshot, [7 successor of the presented token].
 _COMMON = """
+local MAX_ACCESS_PER_SESSION = 16
 local function trim(now)
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  for i = 1, 4 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now) end
 end
 local function forget_session(sid)
   local raw = redis.call('HGET', KEYS[5], sid)
   if not raw then return end
   local s = cjson.decode(raw)
   for _, m in ipairs(s.a) do redis.call('ZREM', KEYS[1], m) end
-  for _, m in ipairs(s.r) do redis.call('ZREM', KEYS[2], m); redis.call('ZREM', KEYS[3], m) end
+  for _, m in ipairs(s.r) do
+    redis.call('ZREM', KEYS[2], m); redis.call('ZREM', KEYS[3], m); redis.call('ZREM', KEYS[4], m)
+  end
   redis.call('HDEL', KEYS[5], sid)
 end
+local function tracked(m)
+  return redis.call('ZSCORE', KEYS[2], m) or redis.call('ZSCORE', KEYS[3], m) or redis.call('ZSCORE', KEYS[4], m)
+end
+-- Record new tokens in a session (r_md5 '' adds an access token only). The record keeps only
+-- members still tracked, newest first, and at most MAX_ACCESS_PER_SESSION access tokens, so that
+-- neither it nor the work of these scripts grows with the number of refreshes.
 local function add_tokens(sid, now, a_md5, a_exp, r_md5, r_exp)
   redis.call('ZADD', KEYS[1], a_exp, a_md5)
-  redis.call('ZADD', KEYS[2], r_exp, r_md5)
+  if r_md5 ~= '' then redis.call('ZADD', KEYS[2], r_exp, r_md5) end
   local raw = redis.call('HGET', KEYS[5], sid)
   local s = raw and cjson.decode(raw) or {c = now, a = {}, r = {}}
-  -- keep only the members still live, so a long session's record stays small
-  local live_a, live_r = {a_md5}, {r_md5}
-  for _, m in ipairs(s.a) do if redis.call('ZSCORE', KEYS[1], m) then table.insert(live_a, m) end end
-  for _, m in ipairs(s.r) do
-    if redis.call('ZSCORE', KEYS[2], m) or redis.call('ZSCORE', KEYS[3], m) then table.insert(live_r, m) end
+  local live_a, live_r = {a_md5}, {}
+  if r_md5 ~= '' then live_r[1] = r_md5 end
+  for _, m in ipairs(s.a) do
+    if redis.call('ZSCORE', KEYS[1], m) then
+      if #live_a < MAX_ACCESS_PER_SESSION then table.insert(live_a, m) else redis.call('ZREM', KEYS[1], m) end
+    end
   end
-  s.a, s.r = live_a, live_r
+  for _, m in ipairs(s.r) do if tracked(m) then table.insert(live_r, m) end end
+  s.a, s.r, s.u = live_a, live_r, now
   redis.call('HSET', KEYS[5], sid, cjson.encode(s))
 end
 local function touch(ttl)
@@ -71,46 +84,60 @@ _ISSUE = _COMMON + """
 local now = tonumber(ARGV[1])
 trim(now)
 add_tokens(ARGV[2], now, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+-- Sessions whose refresh tokens all ended are gone; beyond the cap, the least recently used go.
 local sessions = redis.call('HGETALL', KEYS[5])
-local count = #sessions / 2
-if count > tonumber(ARGV[7]) then
-  local order = {}
-  for i = 1, #sessions, 2 do table.insert(order, {sid = sessions[i], c = cjson.decode(sessions[i + 1]).c}) end
-  table.sort(order, function(x, y) return x.c < y.c end)
-  for i = 1, count - tonumber(ARGV[7]) do forget_session(order[i].sid) end
+local live = {}
+for i = 1, #sessions, 2 do
+  local s = cjson.decode(sessions[i + 1])
+  local alive = false
+  for _, m in ipairs(s.r) do
+    if redis.call('ZSCORE', KEYS[2], m) or redis.call('ZSCORE', KEYS[3], m) then alive = true; break end
+  end
+  if alive then table.insert(live, {sid = sessions[i], u = s.u or s.c}) else forget_session(sessions[i]) end
+end
+local cap = tonumber(ARGV[7])
+if #live > cap then
+  table.sort(live, function(x, y) return x.u < y.u end)
+  for i = 1, #live - cap do forget_session(live[i].sid) end
 end
 touch(tonumber(ARGV[8]))
-return count
+return #live
 """
 
-# ARGV: now, presented md5, presented exp, sid, access md5, access exp, refresh md5, refresh exp, grace, ttl
+# ARGV: now, presented md5, presented exp, sid, access md5, access exp, refresh md5, refresh exp,
+#       grace, ttl, the new refresh token. Returns {outcome, successor refresh token or ''}.
 _ROTATE = _COMMON + """
 local now = tonumber(ARGV[1])
-local md5 = ARGV[2]
+local md5, grace = ARGV[2], tonumber(ARGV[9])
 local live = redis.call('ZSCORE', KEYS[2], md5)
-local outcome
 if live and tonumber(live) > now then
-  outcome = 'rotated'
   redis.call('ZREM', KEYS[2], md5)
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[9]), md5)
+  redis.call('ZADD', KEYS[3], now + grace, md5)
   redis.call('ZADD', KEYS[4], ARGV[3], md5)
-else
-  local grace = redis.call('ZSCORE', KEYS[3], md5)
-  if grace and tonumber(grace) > now then
-    outcome = 'grace'
-  else
-    local used = redis.call('ZSCORE', KEYS[4], md5)
-    if used and tonumber(used) > now then
-      redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
-      return 'reuse'
-    end
-    return 'unknown'
-  end
+  if grace > 0 then redis.call('SET', KEYS[7], ARGV[11], 'EX', grace) end
+  trim(now)
+  add_tokens(ARGV[4], now, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+  touch(tonumber(ARGV[10]))
+  return {'rotated', ''}
 end
-trim(now)
-add_tokens(ARGV[4], now, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
-touch(tonumber(ARGV[10]))
-return outcome
+local in_grace = redis.call('ZSCORE', KEYS[3], md5)
+local successor = redis.call('GET', KEYS[7])
+if in_grace and tonumber(in_grace) > now and successor then
+  -- A racing tab: a new access token, and the refresh token the first rotation made, so that
+  -- the session still has one refresh chain and a thief's copy is caught at its next use.
+  trim(now)
+  add_tokens(ARGV[4], now, ARGV[5], ARGV[6], '', 0)
+  touch(tonumber(ARGV[10]))
+  return {'grace', successor}
+end
+local used = redis.call('ZSCORE', KEYS[4], md5)
+if used and tonumber(used) > now then
+  -- Theft: every session ends, and the family is forgotten so that replaying the same
+  -- stolen token cannot log the user out again and again.
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[7])
+  return {'reuse', ''}
+end
+return {'unknown', ''}
 """
 
 # ARGV: md5, now. Returns false when the token is not live, else the snapshot ('' if missing).
@@ -126,20 +153,32 @@ forget_session(ARGV[1])
 return 1
 """
 
-# ARGV: presented code hash, max attempts. KEYS: email_code
+# KEYS: email_code, email_code_failures. ARGV: presented code hash, max attempts per code,
+# max failures per window (across codes), window seconds.
 _VERIFY_CODE = """
+local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
+if failures >= tonumber(ARGV[3]) then return 'blocked' end
 local stored = redis.call('HGET', KEYS[1], 'hash')
 if not stored then return 'expired' end
 if stored == ARGV[1] then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
   return 'ok'
 end
+if redis.call('INCR', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if attempts >= tonumber(ARGV[2]) then
   redis.call('DEL', KEYS[1])
   return 'burned'
 end
 return 'wrong'
+"""
+
+# KEYS: login_failures. ARGV: max failures, lock seconds. Counts wrong logins for an email
+# that has no account, so that it locks exactly like one that has.
+_UNKNOWN_LOGIN_FAILURE = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or count == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return count
 """
 
 
@@ -181,16 +220,22 @@ def store_issued(user_id: int, issued: Issued, max_sessions: int, ttl: int) -> N
          fingerprint(issued.refresh_token), issued.refresh_exp, max_sessions, ttl)
 
 
-def rotate(user_id: int, presented: str, presented_exp: int, issued: Issued, grace: int, ttl: int) -> str:
-    """Swap a refresh token for a new pair, atomically.
+def rotate(user_id: int, presented: str, presented_exp: int, issued: Issued, grace: int,
+           ttl: int) -> tuple[str, str | None]:
+    """Swap a refresh token for a new pair, atomically; returns (outcome, refresh token to hand out).
 
-    Returns 'rotated' (first use), 'grace' (a repeat inside the grace window, also
-    served), 'reuse' (a rotated token after its window: every session was revoked)
+    Outcomes: 'rotated' (first use: the issued pair stands), 'grace' (a repeat inside
+    the grace window: the issued access token and the first rotation's refresh
+    token), 'reuse' (a rotated token after its window: every session was revoked)
     or 'unknown' (never issued, logged out or expired: refused).
     """
-    return _run(_ROTATE, _user_keys(user_id), int(time.time()), fingerprint(presented), presented_exp,
-                issued.sid, fingerprint(issued.access_token), issued.access_exp,
-                fingerprint(issued.refresh_token), issued.refresh_exp, grace, ttl)
+    md5 = fingerprint(presented)
+    keys = [*_user_keys(user_id), redis_store.key(f"refresh_token_next:{{{user_id}}}:{md5}")]
+    outcome, successor = _run(_ROTATE, keys, f"{time.time():.4f}", md5, presented_exp,
+                              issued.sid, fingerprint(issued.access_token), issued.access_exp,
+                              fingerprint(issued.refresh_token), issued.refresh_exp, grace, ttl,
+                              issued.refresh_token)
+    return outcome, (successor or issued.refresh_token) if outcome in ("rotated", "grace") else None
 
 
 def check_access(user_id: int, token: str) -> str | None:
@@ -204,15 +249,15 @@ def revoke_session(user_id: int, sid: str) -> None:
 
 
 def revoke_all(user_id: int) -> None:
-    """Log the user out everywhere; the reuse record stays, so old tokens still read as theft."""
-    access, refresh, old, _, session, _ = _user_keys(user_id)
-    redis_store.client.delete(access, refresh, old, session)
+    """Log the user out everywhere. Ended sessions are forgotten, reuse records too: an old
+    token is then merely unknown, and replaying it cannot end the user's next sessions."""
+    access, refresh, old, used, session, _ = _user_keys(user_id)
+    redis_store.client.delete(access, refresh, old, used, session)
 
 
 def forget_user(user_id: int) -> None:
     """Revoke everything and drop the snapshot, for an account that is going away."""
-    access, refresh, old, _, session, snapshot = _user_keys(user_id)
-    redis_store.client.delete(access, refresh, old, session, snapshot)
+    redis_store.client.delete(*_user_keys(user_id))
 
 
 def live_sessions(user_id: int) -> int:
@@ -265,6 +310,23 @@ def discard_code(email: str) -> None:
     redis_store.client.delete(_email_key("email_code", email), _email_key("email_code_lock", email))
 
 
-def verify_code(email: str, code_hash: str, max_attempts: int) -> str:
-    """'ok' (consumed), 'wrong', 'burned' (too many tries, now gone) or 'expired'."""
-    return _run(_VERIFY_CODE, [_email_key("email_code", email)], code_hash, max_attempts)
+def verify_code(email: str, code_hash: str, max_attempts: int, max_failures: int, window: int) -> str:
+    """'ok' (consumed), 'wrong', 'burned' (too many tries, now gone), 'expired', or 'blocked'
+    (max_failures wrong codes for this email within the window, whatever codes were sent)."""
+    keys = [_email_key("email_code", email), _email_key("email_code_failures", email)]
+    return _run(_VERIFY_CODE, keys, code_hash, max_attempts, max_failures, window)
+
+
+def record_unknown_login_failure(email: str, max_failures: int, lock_seconds: int) -> None:
+    """Count a wrong login for an email without an account, to lock it like a real one."""
+    _run(_UNKNOWN_LOGIN_FAILURE, [_email_key("login_failures", email)], max_failures, lock_seconds)
+
+
+def unknown_login_lock(email: str, max_failures: int) -> int:
+    """Seconds an email without an account stays 'locked'; 0 when it is not."""
+    key = _email_key("login_failures", email)
+    pipe = redis_store.client.pipeline(transaction=False)
+    pipe.get(key)
+    pipe.ttl(key)
+    count, ttl = pipe.execute()
+    return max(1, ttl) if count and int(count) >= max_failures else 0

@@ -8,6 +8,7 @@ from sqlalchemy import select
 import codes
 from extensions import db
 from models import UserModel
+from services import token_store
 from tests.conftest import PASSWORD, bearer, register
 
 AUTH = "/api/client/auth"
@@ -140,6 +141,21 @@ def test_a_rotated_refresh_token_works_inside_the_grace_window(client, user):
     assert first.status_code == second.status_code == 200
     assert me(client, second.get_json()["data"]["access_token"]).status_code == 200
     assert me(client, first.get_json()["data"]["access_token"]).status_code == 200
+    # both tabs continue one chain: the racing tab gets the refresh token the first rotation made
+    assert second.get_json()["data"]["refresh_token"] == first.get_json()["data"]["refresh_token"]
+
+
+def test_a_thief_racing_inside_the_grace_window_is_caught_at_the_next_use(make_app):
+    client = make_app(auth__refresh_grace_seconds=1).test_client()
+    stolen = register(client, "stolen@example.com")["refresh_token"]
+    owner = refresh(client, stolen).get_json()["data"]
+    thief = refresh(client, stolen).get_json()["data"]  # inside the window: no chain of its own
+    assert thief["refresh_token"] == owner["refresh_token"]
+    owner_next = refresh(client, owner["refresh_token"]).get_json()["data"]
+    time.sleep(2.1)
+    caught = refresh(client, thief["refresh_token"])  # the shared token, used again after its window
+    assert caught.status_code == 401
+    assert me(client, owner_next["access_token"]).status_code == 401  # the whole family is revoked
 
 
 def test_a_rotated_refresh_token_after_the_grace_window_revokes_every_session(make_app):
@@ -262,3 +278,55 @@ def test_a_hash_with_older_parameters_is_upgraded_on_the_next_login(app, client,
     upgraded = stored_user(app).password_hash
     assert "m=8192" not in upgraded and upgraded.startswith("$argon2id$")
     assert login(client).status_code == 200
+
+
+def test_an_ended_session_s_old_tokens_are_merely_unknown(client, user):
+    other = login(client, device_id="tablet").get_json()["data"]
+    newer = refresh(client, user["refresh_token"]).get_json()["data"]
+    client.post(f"{AUTH}/logout", headers=bearer(newer["access_token"]))
+    replay = refresh(client, user["refresh_token"])  # rotated once, in a session that has ended
+    assert replay.status_code == 401
+    assert me(client, other["access_token"]).status_code == 200  # no global logout for it
+
+
+def test_the_session_cap_evicts_the_least_recently_used(make_app):
+    client = make_app(auth__max_sessions_per_user=2).test_client()
+    first = register(client, "lru@example.com")
+    second = login(client, "lru@example.com").get_json()["data"]
+    time.sleep(0.01)
+    kept_alive = refresh(client, first["refresh_token"]).get_json()["data"]  # the first is in use
+    third = login(client, "lru@example.com").get_json()["data"]
+    assert me(client, second["access_token"]).status_code == 401
+    assert me(client, kept_alive["access_token"]).status_code == 200
+    assert me(client, third["access_token"]).status_code == 200
+
+
+def test_a_session_keeps_its_16_newest_access_tokens(client, user, app):
+    pair = {"refresh_token": user["refresh_token"], "access_token": user["access_token"]}
+    handed_out = [pair["access_token"]]
+    for _ in range(20):
+        pair = refresh(client, pair["refresh_token"]).get_json()["data"]
+        handed_out.append(pair["access_token"])
+    with app.app_context():
+        assert len(token_store.tracked(user["id"])["access_token"]) == 16
+    assert [me(client, token).status_code for token in handed_out[-16:]] == [200] * 16
+    assert me(client, handed_out[0]).status_code == 401
+
+
+def test_refresh_is_rate_limited_per_ip(make_app):
+    client = make_app(auth__rate_limits__refresh_per_ip="3/minute").test_client()
+    token = register(client, "rr@example.com")["refresh_token"]
+    statuses = []
+    for _ in range(4):
+        response = refresh(client, token)
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            token = response.get_json()["data"]["refresh_token"]
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_an_email_without_an_account_locks_like_one_with_an_account(client, user):
+    known = [login(client, password="wrong password") for _ in range(6)]
+    unknown = [login(client, "nobody@example.com", "wrong password") for _ in range(6)]
+    assert [r.status_code for r in known] == [r.status_code for r in unknown] == [401] * 5 + [423]
+    assert known[-1].get_json()["code"] == unknown[-1].get_json()["code"] == codes.AUTH_ACCOUNT_LOCKED.code
