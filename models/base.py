@@ -8,6 +8,10 @@ from sqlalchemy import DateTime
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
+# For identifiers compared byte for byte: the tables' utf8mb4_unicode_ci would make the
+# Idempotency-Key "Cart-1" equal "cart-1", and Stripe's case-sensitive ids collide.
+BINARY_COLLATION = "utf8mb4_bin"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

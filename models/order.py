@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, ColumnElement, ForeignKey, Index, Integer, St
 from sqlalchemy.orm import Mapped, mapped_column
 
 from extensions import db
-from models.base import UTCDateTime, utcnow
+from models.base import BINARY_COLLATION, UTCDateTime, utcnow
 
 
 class OrderStatus(StrEnum):
@@ -45,7 +45,7 @@ class OrderModel(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    order_no: Mapped[str] = mapped_column(String(32), unique=True)
+    order_no: Mapped[str] = mapped_column(String(32, collation=BINARY_COLLATION), unique=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
     product_id: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(Integer)
@@ -54,8 +54,8 @@ class OrderModel(db.Model):
     subject: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.PENDING.value)
     payment_provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    transaction_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    idempotency_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    transaction_id: Mapped[str | None] = mapped_column(String(128, collation=BINARY_COLLATION), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64, collation=BINARY_COLLATION), nullable=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

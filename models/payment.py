@@ -10,7 +10,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from extensions import db
-from models.base import UTCDateTime, utcnow
+from models.base import BINARY_COLLATION, UTCDateTime, utcnow
 
 
 class PaymentOutcome(StrEnum):
@@ -27,8 +27,8 @@ class PaymentModel(db.Model):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(16))
-    transaction_id: Mapped[str] = mapped_column(String(128))
-    order_no: Mapped[str] = mapped_column(String(64), index=True)
+    transaction_id: Mapped[str] = mapped_column(String(128, collation=BINARY_COLLATION))
+    order_no: Mapped[str] = mapped_column(String(64, collation=BINARY_COLLATION), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)  # minor units, as the provider reported them
     currency: Mapped[str] = mapped_column(String(3))
     outcome: Mapped[str] = mapped_column(String(16))

@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import IntegrityError
 
 import codes
@@ -81,6 +80,9 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
     product = catalog.find_product(product_id)
     if product is None:
         raise ApiError(codes.ORDER_PRODUCT_NOT_FOUND)
+    currencies = payments.get_provider(provider).currencies
+    if currencies is not None and product["currency"] not in currencies:  # Alipay would charge yuan for dollars
+        raise ApiError(codes.ORDER_CURRENCY_NOT_SUPPORTED, data={"currency": product["currency"], "provider": provider})
     for attempt in range(INSERT_ATTEMPTS):
         now = utcnow()
         order = OrderModel(order_no=new_order_no(now), user_id=user_id, product_id=product_id, quantity=quantity,
@@ -190,11 +192,17 @@ def expire_due_orders(batch_size: int | None = None) -> int:
     total = 0
     while True:
         now = utcnow()
-        statement = OrderModel.transition(OrderStatus.EXPIRED, OrderModel.expires_at <= now)
-        result = db.session.execute(statement.ext(mysql.limit(batch_size)))
+        # Pick the batch with a plain read, then lock its rows through the primary key like every
+        # single-order path does: an UPDATE driven by ix_orders_status_expires locks index entry
+        # then row, the reverse order, and deadlocks with a payment holding its order's row.
+        due = db.session.scalars(select(OrderModel.id).where(
+            OrderModel.status == OrderStatus.PENDING, OrderModel.expires_at <= now).limit(batch_size)).all()
+        if due:
+            result = db.session.execute(OrderModel.transition_rows(due, OrderStatus.EXPIRED,
+                                                                   OrderModel.expires_at <= now))
+            total += result.rowcount  # less than len(due) when a payment or cancel got there first
         db.session.commit()  # short transactions: payments and cancels wait at most one batch
-        total += result.rowcount
-        if result.rowcount < batch_size:
+        if len(due) < batch_size:
             return total
 
 

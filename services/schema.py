@@ -74,7 +74,18 @@ def make_plan(conn: Connection) -> Plan:
             plan.ignore.append(f"index {diff[1].table.name}.{diff[1].name} is only in the database")
         else:
             plan.ignore.append(f"{kind}: not handled")
+    plan.ignore.extend(_collation_changes(conn))
     return plan
+
+
+def _collation_changes(conn: Connection) -> list[str]:
+    """Columns whose collation differs from the model's; compare_metadata does not look at collations."""
+    wanted = {(table.name, column.name): column.type.collation for table in db.metadata.sorted_tables
+              for column in table.columns if getattr(column.type, "collation", None)}
+    rows = conn.execute(text("SELECT table_name, column_name, collation_name FROM information_schema.columns"
+                             " WHERE table_schema = DATABASE() ORDER BY table_name, ordinal_position"))
+    return [f"modify_collation {table}.{column}: database {actual!r}, model {wanted[table, column]!r}"
+            for table, column, actual in rows if wanted.get((table, column), actual) != actual]
 
 
 def apply_plan(conn: Connection, plan: Plan) -> None:

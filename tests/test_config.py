@@ -81,13 +81,29 @@ def test_production_refuses_development_secrets():
         load_config(environ={"APP__APP__ENV": "production"})
 
 
+PRODUCTION = {
+    "APP__APP__ENV": "production",
+    "APP__AUTH__JWT_SECRET": "p" * 48,
+    "APP__PAYMENT__PROVIDERS": "stripe",
+    "APP__PAYMENT__DEFAULT": "stripe",
+    "APP__PAYMENT__STRIPE__SECRET_KEY": "sk_live_" + "q" * 24,
+    "APP__PAYMENT__STRIPE__WEBHOOK_SECRET": "whsec_" + "r" * 32,
+}
+
+
 def test_production_starts_once_every_secret_is_replaced():
-    config = load_config(environ={
-        "APP__APP__ENV": "production",
-        "APP__AUTH__JWT_SECRET": "p" * 48,
-        "APP__PAYMENT__DEV__SECRET": "q" * 32,
-    })
+    config = load_config(environ=PRODUCTION)
     assert config["app"]["env"] == "production"
+    assert config["payment"]["providers"] == ["stripe"]
+
+
+@pytest.mark.parametrize(("providers", "default"), [("dev", "dev"), ("stripe,dev", "stripe")])
+def test_production_refuses_the_dev_provider_even_with_its_own_secret(providers, default):
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={**PRODUCTION, "APP__PAYMENT__PROVIDERS": providers, "APP__PAYMENT__DEFAULT": default,
+                             "APP__PAYMENT__DEV__SECRET": "s" * 32})
+    assert str(caught.value.code) == ("config error: payment.providers: dev pays orders without money;"
+                                      " enable stripe or alipay in production")
 
 
 def test_bad_config_stops_the_cli_with_one_line_and_no_traceback(tmp_path):

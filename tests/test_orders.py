@@ -8,7 +8,9 @@ import hmac
 import json
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -16,7 +18,11 @@ from sqlalchemy import select, text
 import codes
 from extensions import db
 from models import OrderModel, PaymentModel
+from models.base import utcnow
+from services import orders, payments
+from services.payments.notify import handle_notification
 from tests.conftest import bearer, register
+from tests.live import wait_until
 
 ORDER = "/api/client/order"
 DEV_NOTIFY = "/api/payment/notify/dev"
@@ -225,6 +231,14 @@ def test_a_replayed_key_after_payment_shows_the_paid_order_and_no_new_payment_re
     assert again.get_json()["data"]["status"] == "PAID" and again.get_json()["data"]["payment"] is None
 
 
+def test_idempotency_keys_that_differ_only_in_case_or_accent_are_different_keys(client, auth_headers):
+    answers = [create(client, auth_headers, key=key) for key in ("Cart-1", "cart-1", "cart-1", "cärt-1")]
+    assert [answer.status_code for answer in answers] == [201, 201, 200, 201]
+    order_nos = [answer.get_json()["data"]["order_no"] for answer in answers]
+    assert len(set(order_nos)) == 3 and order_nos[1] == order_nos[2]
+    assert client.get(f"{ORDER}/list", headers=auth_headers).get_json()["data"]["total"] == 3
+
+
 @pytest.mark.parametrize("key", ["", "k" * 65])
 def test_an_empty_or_overlong_idempotency_key_is_refused(client, auth_headers, key):
     response = create(client, auth_headers, key=key)
@@ -334,6 +348,65 @@ def test_twenty_parallel_cancels_and_payments_leave_exactly_one_consistent_outco
         assert outcomes == ["needs_refund"] * 10
         assert final["paid_at"] is None and final["transaction_id"] is None
     assert sorted(outcome for _, outcome in stored) == outcomes
+
+
+def insert_orders(app, user_id, deadlines):
+    """PENDING orders of user_id written straight into the table, one per deadline: thousands in a second."""
+    now = utcnow()
+    rows = [{"order_no": f"{now:%Y%m%d}{i:012d}", "user_id": user_id, "product_id": "basic-monthly", "quantity": 1,
+             "amount": 990, "currency": "CNY", "subject": "Basic plan, 1 month", "status": "PENDING",
+             "payment_provider": "dev", "created_at": now - timedelta(hours=2), "expires_at": deadline}
+            for i, deadline in enumerate(deadlines)]
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(OrderModel.__table__.insert(), rows)
+    return [row["order_no"] for row in rows]
+
+
+def lock_waits(app):
+    """How many transactions on the test database wait for a row lock right now."""
+    with app.app_context(), db.engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT COUNT(*) FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p"
+            " ON p.ID = t.trx_mysql_thread_id WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()")).scalar()
+
+
+def test_a_payment_for_a_just_due_order_and_the_sweep_over_thousands_of_orders_both_finish(app, user):
+    now = utcnow()
+    due = range(0, 3000, 120)  # 25 past-due orders among 3000 pending ones
+    deadlines = [now - timedelta(minutes=1) if i in due else now + timedelta(minutes=30) for i in range(3000)]
+    deadlines[due[12]] = now - timedelta(hours=1)  # the paid one fell due first: the sweep reaches it first
+    late = insert_orders(app, user["id"], deadlines)[due[12]]
+    body = json.dumps({"order_no": late, "transaction_id": "dev_late", "amount": 990, "currency": "CNY"}).encode()
+    signature = dev_signature(app.config["PAYMENT"]["dev"]["secret"], body, int(time.time()))
+    locked, go_on = threading.Event(), threading.Event()
+
+    def pay():
+        with app.app_context():
+            orders.lock_for_payment(late)  # the notification has taken its order's lock...
+            locked.set()
+            go_on.wait(60)
+            # ...and completes the same transaction while the sweep waits for that row
+            return handle_notification(payments.get_provider("dev"), body, {"X-Dev-Signature": signature})
+
+    def sweep():
+        locked.wait(60)
+        with app.app_context():
+            return orders.expire_due_orders(batch_size=10)
+
+    with ThreadPoolExecutor(2) as pool:
+        paying, sweeping = pool.submit(pay), pool.submit(sweep)
+        try:
+            wait_until(lambda: lock_waits(app) > 0, 30, "the sweep waiting for the paid order's lock")
+        finally:
+            go_on.set()
+        outcome, expired = paying.result(), sweeping.result()  # a deadlock (1213) raises here
+
+    assert (outcome.outcome, outcome.order_no) == ("needs_refund", late)  # money after the deadline goes back
+    assert expired == 24  # the other due orders, swept in three batches; the payment expired its own
+    with app.app_context():
+        statuses = Counter(db.session.scalars(select(OrderModel.status)))
+    assert statuses == {"EXPIRED": 25, "PENDING": 2975}
+    assert payments_of(app, late) == [("dev_late", "needs_refund")]
 
 
 # --- the API document ----------------------------------------------------------------------------

@@ -52,6 +52,16 @@ def test_the_same_notification_twice_gives_one_payment_row_and_one_transition(ap
     assert status_of(client, auth_headers, order["order_no"]).get_json()["data"]["paid_at"] == paid_at
 
 
+def test_transaction_ids_that_differ_only_in_case_are_two_payments(app, client, auth_headers):
+    first, second = created(client, auth_headers), created(client, auth_headers)
+    # Stripe's ids are case-sensitive: pi_3Kx and pi_3kX are two charges, not a retry of one.
+    for order, transaction_id in ((first, "pi_3KxAbC"), (second, "pi_3kXaBc")):
+        answer = notify_dev(client, app, order["order_no"], order["amount"], transaction_id=transaction_id)
+        assert answer.get_json()["data"] == {"outcome": "paid", "order_no": order["order_no"]}
+    assert payments_of(app, first["order_no"]) == [("pi_3KxAbC", "paid")]
+    assert payments_of(app, second["order_no"]) == [("pi_3kXaBc", "paid")]
+
+
 def test_ten_parallel_deliveries_of_one_notification_pay_once(app, client, auth_headers):
     order = created(client, auth_headers)
     start = threading.Barrier(10)
@@ -85,6 +95,25 @@ def test_a_bad_signature_changes_nothing(app, client, auth_headers, forgery):
         answer = client.post("/api/payment/notify/dev", json={"order_no": order["order_no"]}, headers=headers)
     assert answer.status_code == 400
     assert answer.get_json()["code"] == codes.PAYMENT_SIGNATURE_INVALID.code
+    assert_untouched(app, client, auth_headers, order["order_no"])
+
+
+@pytest.mark.parametrize("header", [
+    "t=\u00b2,v1=" + "0" * 64,  # "²": a digit to str.isdigit(), not to int()
+    "t=" + "9" * 4301 + ",v1=" + "0" * 64,  # more digits than int() reads
+    "t={now},v1=\u00e9",  # "é": hmac.compare_digest refuses non-ASCII text
+    "t={now},v1=" + "0" * 63 + "\u00e9",
+], ids=["superscript digit", "4301 digits", "non-ASCII signature", "non-ASCII in 64 characters"])
+def test_a_junk_signature_header_is_refused_as_invalid_and_stores_nothing(app, client, auth_headers, header):
+    order = created(client, auth_headers)
+    body = json.dumps({"order_no": order["order_no"], "transaction_id": "dev_junk", "amount": order["amount"],
+                       "currency": "CNY"}).encode()
+    answer = client.post("/api/payment/notify/dev", data=body, content_type="application/json",
+                         headers={"X-Dev-Signature": header.replace("{now}", str(int(time.time())))})
+    assert answer.status_code == 400
+    assert answer.get_json() == {"code": codes.PAYMENT_SIGNATURE_INVALID.code, "data": None,
+                                 "msg": "The payment notification's signature is invalid."}
+    assert payment_count(app) == 0
     assert_untouched(app, client, auth_headers, order["order_no"])
 
 
@@ -330,7 +359,8 @@ def test_a_webhook_signed_the_stripe_way_pays_the_order(stripe_app, user):
     assert payments_of(stripe_app, order["order_no"]) == [("pi_test_1", "paid")]
 
 
-@pytest.mark.parametrize("forgery", ["other secret", "tampered body", "old timestamp", "no header"])
+@pytest.mark.parametrize("forgery", ["other secret", "tampered body", "old timestamp", "future timestamp",
+                                     "no header", "non-ASCII signature"])
 def test_a_forged_or_stale_stripe_webhook_is_refused(stripe_app, user, forgery):
     client, headers = stripe_app.test_client(), bearer(user["access_token"])
     order = created(client, headers, provider="stripe")
@@ -338,10 +368,13 @@ def test_a_forged_or_stale_stripe_webhook_is_refused(stripe_app, user, forgery):
     signature = {"other secret": stripe_signature(body, secret="whsec_forged"),
                  "tampered body": stripe_signature(stripe_event(order["order_no"], 1)),
                  "old timestamp": stripe_signature(body, timestamp=int(time.time()) - 600),
-                 "no header": ""}[forgery]
+                 "future timestamp": stripe_signature(body, timestamp=int(time.time()) + 600),  # genuine, held back
+                 "no header": "",
+                 "non-ASCII signature": f"t={int(time.time())},v1=\u00e9"}[forgery]
     answer = post_stripe(client, body, signature)
     assert answer.status_code == 400
-    expected = codes.PAYMENT_NOTIFICATION_EXPIRED if forgery == "old timestamp" else codes.PAYMENT_SIGNATURE_INVALID
+    stale = forgery in ("old timestamp", "future timestamp")
+    expected = codes.PAYMENT_NOTIFICATION_EXPIRED if stale else codes.PAYMENT_SIGNATURE_INVALID
     assert answer.get_json()["code"] == expected.code
     assert_untouched(stripe_app, client, headers, order["order_no"])
 
@@ -385,14 +418,18 @@ def alipay_keys():
     return {"app": pem_pair(), "alipay": pem_pair()}
 
 
+def alipay_settings(alipay_keys) -> dict:
+    return {"payment__providers": ["dev", "alipay"], "payment__alipay__app_id": APP_ID,
+            "payment__alipay__private_key": alipay_keys["app"][1],
+            "payment__alipay__public_key": alipay_keys["alipay"][2],
+            "payment__alipay__gateway": "https://openapi-sandbox.dl.alipaydev.com/gateway.do",
+            "payment__alipay__return_url": "https://shop.example/orders/{order_no}",
+            "payment__notify_base_url": "https://api.shop.example"}
+
+
 @pytest.fixture
 def alipay_app(make_app, alipay_keys):
-    return make_app(**{"payment__providers": ["dev", "alipay"], "payment__alipay__app_id": APP_ID,
-                       "payment__alipay__private_key": alipay_keys["app"][1],
-                       "payment__alipay__public_key": alipay_keys["alipay"][2],
-                       "payment__alipay__gateway": "https://openapi-sandbox.dl.alipaydev.com/gateway.do",
-                       "payment__alipay__return_url": "https://shop.example/orders/{order_no}",
-                       "payment__notify_base_url": "https://api.shop.example"})
+    return make_app(**alipay_settings(alipay_keys))
 
 
 def rsa2(key: rsa.RSAPrivateKey, params: dict, exclude: tuple[str, ...]) -> str:
@@ -485,6 +522,23 @@ def test_an_alipay_trade_still_waiting_for_the_buyer_is_acknowledged_and_not_sto
                                        trade_status="WAIT_BUYER_PAY")
     assert post_alipay(client, notification).get_data(as_text=True) == "success"
     assert_untouched(alipay_app, client, headers, order["order_no"])
+
+
+def test_alipay_is_refused_for_a_product_priced_in_another_currency_and_no_order_is_made(make_app, alipay_keys,
+                                                                                          user):
+    app = make_app(**alipay_settings(alipay_keys), products=[
+        {"id": "plan-usd", "name": {"en": "Plan (USD)"}, "price": 500, "currency": "USD"},
+        {"id": "plan-cny", "name": {"en": "Plan (CNY)"}, "price": 990, "currency": "CNY"}])
+    client, headers = app.test_client(), bearer(user["access_token"])
+    refused = create(client, headers, product_id="plan-usd", provider="alipay", key="usd-1")
+    assert refused.status_code == 400  # Alipay would have charged 5.00 yuan for 5.00 dollars
+    assert refused.get_json() == {"code": codes.ORDER_CURRENCY_NOT_SUPPORTED.code,
+                                  "data": {"currency": "USD", "provider": "alipay"},
+                                  "msg": "This payment provider does not accept this product's currency."}
+    assert client.get(f"{ORDER}/list", headers=headers).get_json()["data"]["total"] == 0
+    # The same key with a provider that takes dollars makes the order; Alipay still takes yuan.
+    assert created(client, headers, product_id="plan-usd", provider="dev", key="usd-1")["currency"] == "USD"
+    assert created(client, headers, product_id="plan-cny", provider="alipay")["payment"]["provider"] == "alipay"
 
 
 def test_alipay_keys_may_be_the_bare_base64_alipays_tool_prints(make_app, alipay_keys, user):

@@ -60,6 +60,29 @@ def test_a_missing_column_is_added_and_other_data_kept(scratch):
         assert conn.execute(text("SELECT email FROM users")).scalars().all() == ["kept@example.com"]
 
 
+def collations(app, table):
+    with app.app_context(), db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT column_name, collation_name FROM information_schema.columns"
+                                 " WHERE table_schema = DATABASE() AND table_name = :table"), {"table": table})
+        return dict(rows.all())
+
+
+def test_identifiers_are_created_case_sensitive_and_an_older_database_is_reported_not_changed(scratch):
+    runner = scratch.test_cli_runner()
+    runner.invoke(args=["sync-schema", "--yes"])
+    assert collations(scratch, "orders")["idempotency_key"] == "utf8mb4_bin"
+    assert collations(scratch, "payments")["transaction_id"] == "utf8mb4_bin"
+    assert collations(scratch, "orders")["subject"] == "utf8mb4_unicode_ci"  # text for people keeps the default
+    with scratch.app_context(), db.engine.begin() as conn:  # as a database made before they were binary
+        conn.execute(text("ALTER TABLE orders MODIFY idempotency_key VARCHAR(64) COLLATE utf8mb4_unicode_ci NULL"))
+    result = runner.invoke(args=["sync-schema", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert ("leave alone: modify_collation orders.idempotency_key: database 'utf8mb4_unicode_ci',"
+            " model 'utf8mb4_bin'") in result.output
+    assert "Schema is up to date." in result.output
+    assert collations(scratch, "orders")["idempotency_key"] == "utf8mb4_unicode_ci"
+
+
 def test_an_up_to_date_schema_is_left_alone(scratch):
     runner = scratch.test_cli_runner()
     runner.invoke(args=["sync-schema", "--yes"])

@@ -84,6 +84,7 @@ def beijing(moment: datetime) -> str:
 
 class AlipayProvider:
     name = "alipay"
+    currencies = frozenset({"CNY"})
 
     def __init__(self, config: dict[str, Any]) -> None:
         cfg = config["alipay"]

@@ -52,6 +52,7 @@ class Outcome:
 
 class Provider(Protocol):
     name: str
+    currencies: frozenset[str] | None  # the currencies it can charge; None: any
 
     def create_payment(self, order: OrderModel) -> PaymentRequest:
         """Make the payment request for an order (may call the provider; raises PAYMENT_PROVIDER_ERROR)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +24,8 @@ from schemas.payment import DevNotificationSchema
 from services.payments.base import EnvelopeAnswers, Notification, PaymentRequest, check_timestamp
 
 HEADER = "X-Dev-Signature"
+STAMP = re.compile(r"[0-9]{1,12}")
+SIGNATURE = re.compile(r"[0-9a-f]{64}")  # hex of a SHA-256 HMAC, as sign() writes it
 NOTIFY_PATH = "/api/payment/notify/dev"
 _schema = DevNotificationSchema()
 
@@ -39,18 +42,22 @@ def notification_body(order_no: str, transaction_id: str, amount: int, currency:
                        "currency": currency}).encode()
 
 
-def _parse_header(header: str) -> tuple[int, list[str]]:
+def _parse_header(header: str) -> tuple[int, list[bytes]]:
     """(timestamp, v1 signatures) of a header; several v1 entries allow rotating the secret."""
     items = [part.strip().split("=", 1) for part in header.split(",") if "=" in part]
     stamps = [value for key, value in items if key == "t"]
     signatures = [value for key, value in items if key == "v1"]
-    if len(stamps) != 1 or not stamps[0].isdigit() or not signatures:
+    # ASCII and bounded, or junk is a 500: str.isdigit() passes "²" and 4301 digits, which int() refuses,
+    # and hmac.compare_digest refuses non-ASCII text.
+    if (len(stamps) != 1 or not STAMP.fullmatch(stamps[0]) or not signatures
+            or not all(SIGNATURE.fullmatch(signature) for signature in signatures)):
         raise ApiError(codes.PAYMENT_SIGNATURE_INVALID)
-    return int(stamps[0]), signatures
+    return int(stamps[0]), [signature.encode() for signature in signatures]
 
 
 class DevProvider(EnvelopeAnswers):
     name = "dev"
+    currencies = None  # any
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.secret = config["dev"]["secret"]
@@ -63,7 +70,7 @@ class DevProvider(EnvelopeAnswers):
 
     def parse_notification(self, body: bytes, headers: Any) -> Notification:
         timestamp, signatures = _parse_header(headers.get(HEADER, ""))
-        expected = sign(body, self.secret, timestamp).rsplit("v1=", 1)[1]
+        expected = sign(body, self.secret, timestamp).rsplit("v1=", 1)[1].encode()
         if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
             raise ApiError(codes.PAYMENT_SIGNATURE_INVALID)
         check_timestamp(timestamp, self.tolerance)  # after the signature: the timestamp is signed too

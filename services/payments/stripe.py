@@ -11,7 +11,7 @@ import stripe
 import codes
 from errors import ApiError
 from models import OrderModel
-from services.payments.base import EnvelopeAnswers, Notification, PaymentRequest
+from services.payments.base import EnvelopeAnswers, Notification, PaymentRequest, check_timestamp
 
 log = logging.getLogger("flask_api.payments")
 
@@ -23,8 +23,14 @@ PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_suc
 SESSION_EXPIRY = (30 * 60 + 60, 24 * 3600 - 60)
 
 
+def _signed_timestamp(header: str) -> int:
+    """The t= of a header the stripe package has verified: the first one, as the package reads it."""
+    return int(next(item.split("=", 2)[1] for item in header.split(",") if item.split("=", 2)[0] == "t"))
+
+
 class StripeProvider(EnvelopeAnswers):
     name = "stripe"
+    currencies = None  # any
 
     def __init__(self, config: dict[str, Any]) -> None:
         cfg = config["stripe"]
@@ -85,12 +91,16 @@ class StripeProvider(EnvelopeAnswers):
             raise ApiError(codes.PAYMENT_NOTIFICATION_INVALID) from None
 
     def _verify(self, body: bytes, header: str | None) -> None:
+        if header and not header.isascii():  # hmac.compare_digest raises TypeError on non-ASCII text
+            raise ApiError(codes.PAYMENT_SIGNATURE_INVALID)
         try:
             stripe.Webhook.construct_event(body, header, self.webhook_secret, tolerance=self.tolerance)
         except stripe.SignatureVerificationError:
             raise ApiError(self._refusal(body, header)) from None
         except (ValueError, AttributeError):  # signed, but not a Stripe event
             raise ApiError(codes.PAYMENT_NOTIFICATION_INVALID) from None
+        # construct_event refuses only a timestamp older than the tolerance; one as far ahead is refused too.
+        check_timestamp(_signed_timestamp(header), self.tolerance)
 
     def _refusal(self, body: bytes, header: str | None) -> Any:
         """Tell a stale but genuine signature (a replay) from a forged one."""
