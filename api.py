@@ -24,16 +24,21 @@ def _contract(view: Callable) -> dict[str, Any]:
     return view.__dict__.setdefault("_openapi", {})
 
 
+def parsed_json() -> Any:
+    """The body parsed as JSON, or None when it is not JSON at all."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the parser will go; silent= only covers ValueError
+        return None
+
+
 def read_json() -> Any:
     """The request body as JSON; an empty body counts as {}."""
     if not request.get_data(cache=True):
         return {}
     if not request.is_json:
         raise ApiError(codes.UNSUPPORTED_MEDIA_TYPE)
-    try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # nesting deeper than the parser will go
-        data = None
+    data = parsed_json()
     if data is None:
         raise ApiError(codes.MALFORMED_REQUEST)
     return data

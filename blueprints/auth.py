@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 
-from api import arguments, response
+from api import arguments, parsed_json, response
 from blueprints.user_dependencies import current_user, login_required
 from extensions import client_ip, limiter
 from schemas.auth import (
@@ -30,7 +30,7 @@ def rate(name: str):
 
 
 def email_key() -> str:
-    body = request.get_json(silent=True)
+    body = parsed_json()
     email = body.get("email") if isinstance(body, dict) else None
     return "email:" + (email.strip().lower() if isinstance(email, str) else "")
 
