@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import codes
@@ -19,10 +19,12 @@ from extensions import db
 from models import OrderModel, OrderStatus, PaymentOutcome
 from models.base import utcnow
 from services import catalog, payments
+from services.base import BaseService
 from services.payments.base import Notification, PaymentRequest
 
 ORDER_NO_DIGITS = 12  # after the date: 10^12 numbers a day, so a guess almost never names an order
 INSERT_ATTEMPTS = 3
+_orders = BaseService(OrderModel)
 
 
 @dataclass
@@ -137,10 +139,7 @@ def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> 
     query = select(OrderModel).where(OrderModel.user_id == user_id)
     if status:
         query = query.where(OrderModel.status == status)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    items = db.session.scalars(query.order_by(OrderModel.created_at.desc(), OrderModel.id.desc())
-                               .limit(page_size).offset((page - 1) * page_size)).all()
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    return _orders.paginate(query, page, page_size, OrderModel.created_at.desc(), OrderModel.id.desc())
 
 
 def _expire_due_of_user(user_id: int) -> None:
@@ -208,4 +207,4 @@ def expire_due_orders(batch_size: int | None = None) -> int:
 
 def find_order(order_no: str) -> OrderModel | None:
     """Any user's order, for operator commands."""
-    return db.session.scalar(select(OrderModel).where(OrderModel.order_no == order_no))
+    return _orders.get_by(order_no=order_no)
