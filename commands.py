@@ -10,7 +10,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from services import auth, orders, schema, token_store
+from services import auth, orders, token_store
 from services.payments import dev as dev_payments
 
 users = AppGroup("users", help="Operator commands for accounts.")
@@ -21,6 +21,8 @@ users = AppGroup("users", help="Operator commands for accounts.")
 @with_appcontext
 def sync_schema_command(yes: bool) -> None:
     """Create missing tables, columns and indexes; never drop anything."""
+    from services import schema  # Alembic only here: imported by every worker, it cost ~11 MB each
+
     url = current_app.config["SQLALCHEMY_DATABASE_URI"]
     if schema.ensure_database(url):
         click.echo(f"Created database {db.engine.url.database}.")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import time
+from functools import lru_cache
 from typing import Any
 
 import redis.exceptions
 import sqlalchemy.exc
 from flask import Flask, Response, current_app, g, json
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 from flask_limiter.errors import RateLimitExceeded
 from limits.errors import StorageError
 from marshmallow import ValidationError
@@ -52,9 +53,16 @@ class ApiError(Exception):
 
 def envelope(code: Code, data: Any = None, status: int | None = None, **params: Any) -> Response:
     """Render {"code", "data", "msg"} with the message in the request's language."""
-    message = str(code.message) % params if params else str(code.message)
+    message = _message(code, str(get_locale()))
+    message = message % params if params else message
     body = json.dumps({"code": code.code, "data": data, "msg": message})
     return current_app.response_class(body, status=status or code.status, mimetype="application/json")
+
+
+@lru_cache(maxsize=512)
+def _message(code: Code, locale: str) -> str:
+    """A code's message in one language: the catalogs do not change while the process runs."""
+    return str(code.message)
 
 
 def ok(data: Any = None, status: int = 200) -> Response:

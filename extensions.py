@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import redis
+import sqlalchemy.exc
+from babel import Locale
 from flask import Flask, current_app, request
 from flask_babel import Babel
 from flask_cors import CORS
@@ -11,6 +15,8 @@ from flask_sqlalchemy import SQLAlchemy
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy.orm import DeclarativeBase
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 
 class Base(DeclarativeBase):
@@ -56,20 +62,44 @@ class RedisStore:
         return self.prefix + name
 
 
+def end_db_session(exc: BaseException | None) -> None:
+    """Teardown: give the request's connection back; one that died with the server is dropped.
+
+    The session's closing ROLLBACK fails on a connection the server closed under it (a restart
+    mid-request). The answer is already made by then (a 503, or a 2xx committed just before),
+    so it must not turn into a bare 500: invalidate the connection instead, which sends nothing.
+    """
+    try:
+        db.session.remove()
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as error:
+        current_app.logger.warning("database connection lost at teardown: %s", error.__class__.__name__)
+        db.session.invalidate()
+        db.session.remove()
+
+
 def client_ip() -> str:
     """The client address, after ProxyFix has applied app.trusted_proxies."""
     return request.remote_addr or "unknown"
 
 
-def select_locale() -> str:
+def select_locale() -> Locale:
     """?lang=, then Accept-Language, then app.default_language."""
-    supported = current_app.config["APP"]["languages"]
-    wanted = [request.args.get("lang", "")] + [value for value, _ in request.accept_languages]
+    cfg = current_app.config["APP"]
+    lang = request.args.get("lang", "") if request.query_string else ""  # most requests have no query
+    return _select_locale(lang, request.headers.get("Accept-Language", ""),
+                          tuple(cfg["languages"]), cfg["default_language"])
+
+
+@lru_cache(maxsize=256)
+def _select_locale(lang: str, accept: str, supported: tuple[str, ...], default: str) -> Locale:
+    """Decided once per distinct (?lang=, Accept-Language): clients send few distinct values, and
+    building the babel Locale (a file lookup) on every request cost more than the rest of the choice."""
+    wanted = [lang] + [value for value, _ in parse_accept_header(accept, LanguageAccept)]
     for tag in wanted:
-        locale = _match_locale(tag, supported)
+        locale = _match_locale(tag, list(supported))
         if locale:
-            return locale
-    return current_app.config["APP"]["default_language"]
+            return Locale.parse(locale)
+    return Locale.parse(default)
 
 
 def _match_locale(tag: str, supported: list[str]) -> str | None:
