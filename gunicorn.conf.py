@@ -1,20 +1,91 @@
-"""gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`."""
+"""gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+gthread workers, one per core, 4 threads each: while a thread waits on Redis or
+MariaDB another one uses the core, and keep-alive connections stay open.
+
+reuse_port gives every worker a listening socket of its own, and the kernel
+spreads new connections over them. With the one socket shared by all workers, the
+worker that is awake when a burst of connections arrives accepts all of them and
+keeps them alive, and the other worker sits idle: `make bench` saw the bare Flask
+ceiling fall to a third in such runs. With reuse_port both workers stay busy.
+The price: a second server started on the same port by the same user joins the
+group instead of failing, and a worker that stops must leave the group as it stops
+accepting (post_worker_init below), or the connections the kernel goes on handing
+it would wait and then be reset.
+"""
 
 import multiprocessing
 import os
+import select
+import time
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
+reuse_port = True
 timeout = 30
 graceful_timeout = 20
 keepalive = 2
-max_requests = 10000
-max_requests_jitter = 1000
+# Recycling workers after max_requests (a guard against slow leaks) is off, as in gunicorn
+# itself: no leak has been seen, and with reuse_port a port whose workers all restart at one
+# moment has no listener until a new one binds, so new connections are refused meanwhile
+# (tests/test_gunicorn.py shows it). GUNICORN_MAX_REQUESTS=N turns it on, with 10 % jitter.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 0))
+max_requests_jitter = max_requests // 10
 # Load the app in the master: a bad config stops the start once, with its message.
 preload_app = True
 accesslog = None  # the app writes one structured line per request
 # gunicorn's control socket has one default path per user: several servers on one
 # machine (tests, the benchmark) would take it from each other. Signals suffice.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Leave the reuse_port group as soon as a stopping worker stops accepting.
+
+    gthread stops accepting at the start of a graceful stop (SIGTERM, HUP, max_requests)
+    but closes its sockets only at the end; meanwhile the kernel would go on queueing
+    connections on them, to be reset at the close.
+    """
+    stop_accepting = getattr(worker, "set_accept_enabled", None)
+    if stop_accepting is None:
+        return
+
+    def set_accept_enabled(enabled):
+        stop_accepting(enabled)
+        if not enabled and not worker.alive:
+            _leave_group(worker)
+
+    worker.set_accept_enabled = set_accept_enabled
+
+
+def _leave_group(worker, wait=2.0):
+    """Close the worker's listeners once the port has a full set of listeners besides any that
+    left before: on HUP the new workers bind a moment after the old ones are told to stop, and
+    a worker recycled after max_requests is replaced only after it exits, so a second worker
+    leaving meanwhile waits for that replacement. Closing first would leave the port with no
+    listener, and connections refused. What is queued on the listeners is served first."""
+    ports = {name[1] for name in (listener.getsockname() for listener in worker.sockets) if isinstance(name, tuple)}
+    deadline = time.monotonic() + wait
+    while any(_listening(port) < max(2, worker.cfg.workers) for port in ports) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for listener in worker.sockets:
+        while select.select([listener], [], [], 0)[0]:
+            worker.accept(listener)
+        listener.close()
+
+
+def _listening(port):
+    """Sockets listening on this TCP port, from Linux's /proc (2 where it is missing: no waiting)."""
+    tables = [table for table in ("/proc/net/tcp", "/proc/net/tcp6") if os.path.exists(table)]
+    if not tables:
+        return 2
+    count = 0
+    for table in tables:
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                local, state = row.split()[1], row.split()[3]
+                count += local.endswith(f":{port:04X}") and state == "0A"  # 0A: LISTEN
+    return count

@@ -86,3 +86,25 @@ def test_a_graceful_stop_cuts_no_request_in_flight(app):
     served = [line for line in server.output().splitlines() if f'"path": "{AUTH}/login"' in line]
     assert len(served) == load.outcomes[200]
     assert all('"status": 200' in line for line in served)
+
+
+def test_recycling_workers_after_max_requests_cuts_no_request(app):
+    """GUNICORN_MAX_REQUESTS=40: workers restart every few dozen requests. Every request a worker
+    took is answered; a connection made while no worker listened is refused (never half-served),
+    which is why recycling is off by default (gunicorn.conf.py)."""
+    sessions = threading.local()  # one kept-alive connection per load thread
+
+    def keep_alive(url: str) -> requests.Response:
+        if not hasattr(sessions, "client"):
+            sessions.client = requests.Session()
+        return sessions.client.get(url + "/api/system/health", timeout=30)
+
+    server = Gunicorn(workers=2)
+    server.env["GUNICORN_MAX_REQUESTS"] = "40"
+    with server, Load(server, keep_alive) as kept, Load(server, health, threads=2) as fresh:
+        time.sleep(6)
+    restarts = server.output().count("Autorestarting worker")
+    print(f"max_requests 40: {restarts} restarts; kept-alive {dict(kept.outcomes)}; fresh {dict(fresh.outcomes)}")
+    assert restarts >= 3
+    assert kept.outcomes[200] > 100 and fresh.outcomes[200] > 50
+    assert set(kept.outcomes) | set(fresh.outcomes) <= {200, "refused"}, (kept.outcomes, fresh.outcomes)
