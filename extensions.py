@@ -73,7 +73,7 @@ def end_db_session(exc: BaseException | None) -> None:
         db.session.remove()
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as error:
         current_app.logger.warning("database connection lost at teardown: %s", error.__class__.__name__)
-        db.session.invalidate()
+        db.session().invalidate()  # the scoped_session proxy does not offer invalidate()
         db.session.remove()
 
 
