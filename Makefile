@@ -1,4 +1,5 @@
 # make run: serve the API on 127.0.0.1:8000.  make test: run the test suite.
+# make bench: measure the hot endpoints (see bench/run.py).
 # Both create .venv, install requirements, and start local MariaDB / Redis when
 # the configured ones do not answer.
 
@@ -7,6 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 SOURCES := app.py codes.py errors.py api.py blueprints schemas services models
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
 .PHONY: run test setup services translations extract-messages lint bench
 
@@ -32,6 +34,13 @@ services: setup
 
 translations: setup
 	$(BIN)/pybabel compile -d translations
+
+# Every hot endpoint against a bare-Flask ceiling, same gunicorn settings, one run
+# (bench/run.py; about 8 minutes). Needs Debian's wrk: installed here when missing.
+bench: setup services translations
+	@command -v wrk >/dev/null || { echo "[bench] installing Debian package wrk"; \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
+	$(BIN)/python bench/run.py
 
 # For developers changing messages: refresh the catalog, translate, commit the .po.
 extract-messages: setup
