@@ -5,13 +5,13 @@ Cluster slot and every script below touches one slot only):
 
     access_token:{uid}       zset  md5(access token)  -> expiry (unix seconds)
     refresh_token:{uid}      zset  md5(refresh token) -> expiry
-    refresh_token_old:{uid}  zset  md5(rotated refresh token) -> end of its grace window
-    refresh_token_used:{uid} zset  md5(rotated refresh token) -> the token's own expiry,
+    refresh_token_old:{uid}  zset  "<sid>:<md5(rotated refresh token)>" -> end of its grace window
+    refresh_token_used:{uid} zset  "<sid>:<md5(rotated refresh token)>" -> the token's own expiry,
                                    remembered so that a late reuse is recognised as theft
     refresh_token_next:{uid}:<md5>  string, TTL the grace window: the refresh token that
                                    replaced <md5>, handed to a racing tab instead of a new one
     session:{uid}            hash  sid -> {"c": created, "u": last used, "a": [access md5s],
-                                   "r": [refresh md5s, live or remembered]}
+                                   "r": [live refresh md5s]}
     user:{uid}               string  JSON snapshot of the public user fields, so that an
                                    authenticated request needs no database query
 
@@ -42,18 +42,30 @@ local MAX_ACCESS_PER_SESSION = 16
 local function trim(now)
   for i = 1, 4 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now) end
 end
+-- Rotated tokens (in their grace window, and remembered for reuse detection) are recorded as
+-- "<sid>:<md5>", so that the session record need not list them: it stays small however often
+-- the session refreshes, and so does the work of every script. Ending a session finds them by
+-- their sid (sids are server-made base64url: no glob characters in the pattern).
+local function forget_rotated(key, sid)
+  local cursor = '0'
+  repeat
+    local page = redis.call('ZSCAN', key, cursor, 'MATCH', sid .. ':*', 'COUNT', 200)
+    cursor = page[1]
+    for i = 1, #page[2], 2 do redis.call('ZREM', key, page[2][i]) end
+  until cursor == '0'
+end
 local function forget_session(sid)
   local raw = redis.call('HGET', KEYS[5], sid)
   if not raw then return end
   local s = cjson.decode(raw)
   for _, m in ipairs(s.a) do redis.call('ZREM', KEYS[1], m) end
-  for _, m in ipairs(s.r) do
-    redis.call('ZREM', KEYS[2], m); redis.call('ZREM', KEYS[3], m); redis.call('ZREM', KEYS[4], m)
-  end
+  for _, m in ipairs(s.r) do redis.call('ZREM', KEYS[2], m) end
+  forget_rotated(KEYS[3], sid)
+  forget_rotated(KEYS[4], sid)
   redis.call('HDEL', KEYS[5], sid)
 end
 local function tracked(m)
-  return redis.call('ZSCORE', KEYS[2], m) or redis.call('ZSCORE', KEYS[3], m) or redis.call('ZSCORE', KEYS[4], m)
+  return redis.call('ZSCORE', KEYS[2], m)
 end
 -- Record new tokens in a session (r_md5 '' adds an access token only). The record keeps only
 -- members still tracked, newest first, and at most MAX_ACCESS_PER_SESSION access tokens, so that
@@ -91,7 +103,7 @@ for i = 1, #sessions, 2 do
   local s = cjson.decode(sessions[i + 1])
   local alive = false
   for _, m in ipairs(s.r) do
-    if redis.call('ZSCORE', KEYS[2], m) or redis.call('ZSCORE', KEYS[3], m) then alive = true; break end
+    if redis.call('ZSCORE', KEYS[2], m) then alive = true; break end
   end
   if alive then table.insert(live, {sid = sessions[i], u = s.u or s.c}) else forget_session(sessions[i]) end
 end
@@ -109,18 +121,19 @@ return #live
 _ROTATE = _COMMON + """
 local now = tonumber(ARGV[1])
 local md5, grace = ARGV[2], tonumber(ARGV[9])
+local rotated = ARGV[4] .. ':' .. md5
 local live = redis.call('ZSCORE', KEYS[2], md5)
 if live and tonumber(live) > now then
   redis.call('ZREM', KEYS[2], md5)
-  redis.call('ZADD', KEYS[3], now + grace, md5)
-  redis.call('ZADD', KEYS[4], ARGV[3], md5)
+  redis.call('ZADD', KEYS[3], now + grace, rotated)
+  redis.call('ZADD', KEYS[4], ARGV[3], rotated)
   if grace > 0 then redis.call('SET', KEYS[7], ARGV[11], 'EX', grace) end
   trim(now)
   add_tokens(ARGV[4], now, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
   touch(tonumber(ARGV[10]))
   return {'rotated', ''}
 end
-local in_grace = redis.call('ZSCORE', KEYS[3], md5)
+local in_grace = redis.call('ZSCORE', KEYS[3], rotated)
 local successor = redis.call('GET', KEYS[7])
 if in_grace and tonumber(in_grace) > now and successor then
   -- A racing tab: a new access token, and the refresh token the first rotation made, so that
@@ -130,7 +143,7 @@ if in_grace and tonumber(in_grace) > now and successor then
   touch(tonumber(ARGV[10]))
   return {'grace', successor}
 end
-local used = redis.call('ZSCORE', KEYS[4], md5)
+local used = redis.call('ZSCORE', KEYS[4], rotated)
 if used and tonumber(used) > now then
   -- Theft: every session ends, and the family is forgotten so that replaying the same
   -- stolen token cannot log the user out again and again.

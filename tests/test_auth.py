@@ -1,12 +1,13 @@
 """Accounts and sessions, told through the HTTP API."""
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
 import codes
-from extensions import db
+from extensions import db, redis_store
 from models import UserModel
 from services import token_store
 from tests.conftest import PASSWORD, bearer, register
@@ -311,6 +312,30 @@ def test_a_session_keeps_its_16_newest_access_tokens(client, user, app):
         assert len(token_store.tracked(user["id"])["access_token"]) == 16
     assert [me(client, token).status_code for token in handed_out[-16:]] == [200] * 16
     assert me(client, handed_out[0]).status_code == 401
+
+
+def test_refreshing_in_a_loop_keeps_the_session_record_small(client, user, app):
+    """Rotated tokens in their grace window and reuse records are not listed in the session
+    record, so what Redis keeps and scans per refresh does not grow with the chain."""
+    token = user["refresh_token"]
+    for _ in range(30):
+        token = refresh(client, token).get_json()["data"]["refresh_token"]
+    with app.app_context():
+        [record] = [json.loads(raw) for raw in redis_store.client.hvals(token_store._user_keys(user["id"])[4])]
+    assert record["r"] == [token_store.fingerprint(token)]  # the live refresh token only
+    assert len(record["a"]) == 16
+
+
+def test_a_token_rotated_long_ago_is_still_caught_as_theft(make_app):
+    client = make_app(auth__refresh_grace_seconds=0).test_client()
+    first = register(client, "chain@example.com")
+    other_device = login(client, "chain@example.com").get_json()["data"]
+    token = first["refresh_token"]
+    for _ in range(30):
+        token = refresh(client, token).get_json()["data"]["refresh_token"]
+    assert refresh(client, first["refresh_token"]).status_code == 401  # rotated 30 refreshes ago: theft
+    assert me(client, other_device["access_token"]).status_code == 401  # so every session ended
+    assert refresh(client, token).status_code == 401
 
 
 def test_refresh_is_rate_limited_per_ip(make_app):
