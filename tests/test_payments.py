@@ -52,6 +52,17 @@ def test_the_same_notification_twice_gives_one_payment_row_and_one_transition(ap
     assert status_of(client, auth_headers, order["order_no"]).get_json()["data"]["paid_at"] == paid_at
 
 
+def test_one_transaction_id_for_a_second_order_is_refused_and_pays_nothing(app, client, auth_headers, caplog):
+    first, second = created(client, auth_headers), created(client, auth_headers)
+    assert notify_dev(client, app, first["order_no"], first["amount"], transaction_id="dev_once").status_code == 200
+    conflict = notify_dev(client, app, second["order_no"], second["amount"], transaction_id="dev_once")
+    assert conflict.status_code == 400
+    assert conflict.get_json()["code"] == codes.PAYMENT_NOTIFICATION_INVALID.code
+    assert_untouched(app, client, auth_headers, second["order_no"])
+    assert payments_of(app, first["order_no"]) == [("dev_once", "paid")]
+    assert any("conflicts with a stored payment" in record.getMessage() for record in caplog.records), caplog.records
+
+
 def test_transaction_ids_that_differ_only_in_case_are_two_payments(app, client, auth_headers):
     first, second = created(client, auth_headers), created(client, auth_headers)
     # Stripe's ids are case-sensitive: pi_3Kx and pi_3kX are two charges, not a retry of one.

@@ -38,21 +38,32 @@ def handle_notification(provider: Provider, body: bytes, headers: Any) -> Outcom
 def _record(provider: str, notification: Notification) -> Outcome:
     """In one transaction: lock the order, store the payment, apply it. A retry finds its row and stops."""
     order = orders.lock_for_payment(notification.order_no)  # later notifications for the order wait here
-    if _stored(provider, notification.transaction_id):
-        db.session.rollback()
+    stored_for = _stored_for(provider, notification.transaction_id)
+    if stored_for is None:
+        outcome = orders.apply_payment(order, provider, notification) if order else PaymentOutcome.UNKNOWN_ORDER
+        db.session.add(PaymentModel(provider=provider, transaction_id=notification.transaction_id,
+                                    order_no=notification.order_no, amount=notification.amount,
+                                    currency=notification.currency, outcome=outcome.value,
+                                    raw_payload=notification.raw))
+        try:
+            db.session.commit()
+            return Outcome(outcome.value, notification.order_no)
+        except IntegrityError:  # the same transaction id was stored by a parallel delivery
+            db.session.rollback()
+            stored_for = _stored_for(provider, notification.transaction_id)
+    db.session.rollback()
+    if stored_for == notification.order_no:
         return Outcome("duplicate", notification.order_no)
-    outcome = orders.apply_payment(order, provider, notification) if order else PaymentOutcome.UNKNOWN_ORDER
-    db.session.add(PaymentModel(provider=provider, transaction_id=notification.transaction_id,
-                                order_no=notification.order_no, amount=notification.amount,
-                                currency=notification.currency, outcome=outcome.value, raw_payload=notification.raw))
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same transaction id arrived for another order_no at the same moment
-        db.session.rollback()
-        return Outcome("duplicate", notification.order_no)
-    return Outcome(outcome.value, notification.order_no)
+    # One provider transaction cannot pay two orders: a provider fault or a forged pair of signed
+    # messages. It cannot be stored beside the first (the id is unique), so it is refused, and the
+    # provider keeps retrying and shows it failing, while the log keeps the whole message.
+    log.error("payment notification conflicts with a stored payment", extra={"fields": {
+        "provider": provider, "transaction_id": notification.transaction_id, "order_no": notification.order_no,
+        "stored_order_no": stored_for, "raw_payload": notification.raw}})
+    raise ApiError(codes.PAYMENT_NOTIFICATION_INVALID, data={"order_no": notification.order_no})
 
 
-def _stored(provider: str, transaction_id: str) -> bool:
-    return db.session.scalar(select(PaymentModel.id).where(PaymentModel.provider == provider,
-                                                           PaymentModel.transaction_id == transaction_id)) is not None
+def _stored_for(provider: str, transaction_id: str) -> str | None:
+    """The order_no a stored payment with this transaction id was for, or None."""
+    return db.session.scalar(select(PaymentModel.order_no).where(PaymentModel.provider == provider,
+                                                                 PaymentModel.transaction_id == transaction_id))
