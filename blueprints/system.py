@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, send_from_directory
+from flask.blueprints import BlueprintSetupState
 from swagger_ui_bundle import swagger_ui_path
 
 import codes
@@ -21,6 +22,11 @@ DOCS_PAGE = """<!doctype html>
 <script src="/api/docs/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#docs"});</script>
 </body></html>"""
+
+
+@bp.record
+def build_health_probe(state: BlueprintSetupState) -> None:
+    health.init_app(state.app)
 
 
 @bp.get("/system/health")

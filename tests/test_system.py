@@ -51,6 +51,21 @@ def test_health_does_not_hang_on_a_redis_that_never_answers(make_app):
         silent.close()
 
 
+def test_health_does_not_hang_on_a_database_that_never_answers(make_app):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # like a frozen MariaDB: connections are accepted, nothing ever comes back
+    try:
+        app = make_app(database__url=f"mysql+pymysql://root@127.0.0.1:{silent.getsockname()[1]}/flask_api_test")
+        started = time.monotonic()
+        response = app.test_client().get("/api/system/health")
+        assert time.monotonic() - started < 2
+        assert response.status_code == 503
+        assert response.get_json()["data"]["database"] == "down"
+    finally:
+        silent.close()
+
+
 def test_health_reports_database_down(make_app):
     app = make_app(database__url="mysql+pymysql://root@127.0.0.1:1/flask_api_test")
     response = app.test_client().get("/api/system/health")
