@@ -91,7 +91,12 @@ def handle_http_exception(exc: HTTPException) -> Response:
 
 
 def handle_unavailable(exc: Exception) -> Response:
-    current_app.logger.warning("dependency unavailable: %s", exc.__class__.__name__)
+    # The server's error number tells an outage (2003, 2013) from a deadlock (1213) or a lock wait
+    # timeout (1205), which are retryable too but call for a look at the queries; never the message.
+    driver_error = getattr(exc, "orig", None)
+    number = driver_error.args[0] if driver_error is not None and driver_error.args else None
+    current_app.logger.warning("dependency unavailable: %s", exc.__class__.__name__,
+                               extra={"fields": {"db_error": number} if number is not None else {}})
     return envelope(codes.SERVICE_UNAVAILABLE)
 
 

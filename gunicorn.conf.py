@@ -41,6 +41,11 @@ accesslog = None  # the app writes one structured line per request
 control_socket_disable = True
 
 
+def when_ready(server):
+    """With reuse_port the master holds no socket, so gunicorn's own "Listening at:" names none."""
+    server.log.info("Listening at: http://%s (a socket per worker, reuse_port)", bind)
+
+
 def post_worker_init(worker):
     """Leave the reuse_port group as soon as a stopping worker stops accepting.
 

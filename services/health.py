@@ -16,9 +16,11 @@ def init_app(app: Flask) -> None:
 
     The request pool waits database.read_timeout (10 s) for an answer: a MariaDB that accepts
     connections and never answers would hold health that long. No pre-ping: the probe is the ping.
+    Two connections and no overflow: probes that come together wait a moment for one rather than
+    open and close a connection each.
     """
     app.extensions["health_engine"] = create_engine(
-        app.config["SQLALCHEMY_DATABASE_URI"], pool_size=1, max_overflow=1, pool_timeout=PROBE_TIMEOUT,
+        app.config["SQLALCHEMY_DATABASE_URI"], pool_size=2, max_overflow=0, pool_timeout=PROBE_TIMEOUT,
         pool_recycle=app.config["DATABASE"]["pool_recycle"],
         connect_args={"connect_timeout": PROBE_TIMEOUT, "read_timeout": PROBE_TIMEOUT,
                       "write_timeout": PROBE_TIMEOUT})

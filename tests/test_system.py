@@ -73,6 +73,16 @@ def test_health_reports_database_down(make_app):
     assert response.get_json()["data"] == {**response.get_json()["data"], "database": "down", "redis": "ok"}
 
 
+def test_a_request_during_a_database_outage_is_a_503_logged_with_the_server_error_number(make_app, capsys):
+    client = make_app(database__url="mysql+pymysql://root@127.0.0.1:1/flask_api_test").test_client()
+    response = client.post("/api/client/auth/login", json={"email": "a@example.com", "password": "password123"})
+    assert response.status_code == 503
+    assert response.get_json()["code"] == codes.SERVICE_UNAVAILABLE.code
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [logged] = [line for line in lines if line["msg"].startswith("dependency unavailable")]
+    assert logged["db_error"] == 2003  # can't connect: an outage, not a deadlock (1213)
+
+
 def test_unknown_route_is_a_404_envelope(client):
     response = client.get("/api/no/such/thing")
     assert response.status_code == 404
