@@ -54,8 +54,13 @@ class BaseService(Generic[M]):
         db.session.delete(row)
         commit()
 
-    def paginate(self, query: Select, page: int, page_size: int, *order_by: Any) -> dict[str, Any]:
-        """One page of query's rows in order_by order, with the total: {"items", "total", "page", "page_size"}."""
-        total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    def paginate(self, query: Select, page: int, page_size: int, *order_by: Any,
+                 total: int | None = None) -> dict[str, Any]:
+        """One page of query's rows in order_by order, with the total: {"items", "total", "page", "page_size"}.
+
+        A caller that has counted the rows already passes total, and no count query is made.
+        """
+        if total is None:
+            total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
         items = db.session.scalars(query.order_by(*order_by).limit(page_size).offset((page - 1) * page_size)).all()
         return {"items": items, "total": total, "page": page, "page_size": page_size}

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.exc import IntegrityError
 
 import codes
@@ -95,8 +95,7 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
                            expires_at=now + timedelta(seconds=_cfg()["expire_seconds"]))
         db.session.add(order)
         try:
-            db.session.commit()
-            return order, True
+            db.session.flush()
         except IntegrityError:
             # Either a parallel request with the same key committed first (answer its order),
             # or the random order_no was taken (draw again).
@@ -106,6 +105,12 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
                 return winner, False
             if attempt == INSERT_ATTEMPTS - 1:
                 raise
+            continue
+        # Every field the answer shows was set here: detached, the order keeps them through the
+        # commit instead of being expired by it and read back with another query.
+        db.session.expunge(order)
+        db.session.commit()
+        return order, True
     raise AssertionError("unreachable")
 
 
@@ -135,11 +140,21 @@ def get_order(user_id: int, order_no: str) -> OrderModel:
 
 def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> dict[str, Any]:
     """A page of the user's orders, newest first, optionally of one status."""
-    _expire_due_of_user(user_id)
-    query = select(OrderModel).where(OrderModel.user_id == user_id)
-    if status:
-        query = query.where(OrderModel.status == status)
-    return _orders.paginate(query, page, page_size, OrderModel.created_at.desc(), OrderModel.id.desc())
+    filters = [OrderModel.user_id == user_id] + ([OrderModel.status == status] if status else [])
+    total, due = _count_and_due(filters)
+    if due:  # rare: expire them first, so that no past-due order is listed or counted as PENDING
+        _expire_due_of_user(user_id)
+        total, _ = _count_and_due(filters)
+    return _orders.paginate(select(OrderModel).where(*filters), page, page_size,
+                            OrderModel.created_at.desc(), OrderModel.id.desc(), total=total)
+
+
+def _count_and_due(filters: list) -> tuple[int, int]:
+    """How many orders match, and how many of those are PENDING past their deadline: one query."""
+    is_due = and_(OrderModel.status == OrderStatus.PENDING, OrderModel.expires_at <= utcnow())
+    total, due = db.session.execute(select(func.count(), func.coalesce(func.sum(case((is_due, 1), else_=0)), 0))
+                                    .where(*filters)).one()
+    return total, due
 
 
 def _expire_due_of_user(user_id: int) -> None:
