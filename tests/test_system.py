@@ -35,35 +35,27 @@ def test_health_turns_503_quickly_when_redis_port_is_closed(make_app):
     assert body["data"]["redis"] == "down" and body["data"]["database"] == "ok"
 
 
-def test_health_does_not_hang_on_a_redis_that_never_answers(make_app):
+@pytest.fixture
+def silent_port():
+    """A loopback port that accepts connections and never answers, like a frozen server."""
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
-    silent.listen(16)  # accepts connections, never replies
-    port = silent.getsockname()[1]
-    try:
-        app = make_app(redis__url=f"redis://127.0.0.1:{port}/0", redis__socket_timeout=0.5)
-        started = time.monotonic()
-        response = app.test_client().get("/api/system/health")
-        assert time.monotonic() - started < 2
-        assert response.status_code == 503
-        assert response.get_json()["data"]["redis"] == "down"
-    finally:
-        silent.close()
+    silent.listen(16)
+    yield silent.getsockname()[1]
+    silent.close()
 
 
-def test_health_does_not_hang_on_a_database_that_never_answers(make_app):
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)  # like a frozen MariaDB: connections are accepted, nothing ever comes back
-    try:
-        app = make_app(database__url=f"mysql+pymysql://root@127.0.0.1:{silent.getsockname()[1]}/flask_api_test")
-        started = time.monotonic()
-        response = app.test_client().get("/api/system/health")
-        assert time.monotonic() - started < 2
-        assert response.status_code == 503
-        assert response.get_json()["data"]["database"] == "down"
-    finally:
-        silent.close()
+@pytest.mark.parametrize(("part", "settings"), [
+    ("redis", lambda port: {"redis__url": f"redis://127.0.0.1:{port}/0", "redis__socket_timeout": 0.5}),
+    ("database", lambda port: {"database__url": f"mysql+pymysql://root@127.0.0.1:{port}/flask_api_test"}),
+])
+def test_health_does_not_hang_on_a_server_that_never_answers(make_app, silent_port, part, settings):
+    app = make_app(**settings(silent_port))
+    started = time.monotonic()
+    response = app.test_client().get("/api/system/health")
+    assert time.monotonic() - started < 2
+    assert response.status_code == 503
+    assert response.get_json()["data"][part] == "down"
 
 
 def test_health_reports_database_down(make_app):
