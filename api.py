@@ -50,7 +50,14 @@ def arguments(schema_cls: type[Schema], location: str = "json") -> Callable:
     Query and header schemas should exclude unknown keys: other parameters and headers are normal.
     """
     schema = schema_cls()
-    readers = {"json": read_json, "query": lambda: request.args.to_dict(), "headers": lambda: dict(request.headers)}
+    declared = [field.data_key or name for name, field in schema.load_fields.items()]
+    readers = {
+        "json": read_json,
+        "query": lambda: request.args.to_dict(),
+        # Only the headers the schema declares, looked up case-insensitively: not every header of
+        # every request copied into a dict for the schema to skip.
+        "headers": lambda: {name: request.headers[name] for name in declared if name in request.headers},
+    }
     read = readers[location]
 
     def decorator(view: Callable) -> Callable:
