@@ -334,7 +334,9 @@ def test_checkout_session_creation_reaches_stripe_with_the_amount_and_order_no(s
     assert unit * quantity == order["amount"] == 2 * 2990
     assert form["line_items[0][price_data][currency]"] == "cny"
     assert form["mode"] == "payment"
-    assert "expires_at" not in form  # 30 min orders are shorter than Stripe's shortest session
+    # 30 min orders are shorter than Stripe's shortest session: it ends as soon after as Stripe allows
+    created_at = datetime.fromisoformat(order["created_at"])
+    assert int(form["expires_at"]) == int(created_at.timestamp() + 31 * 60)
 
 
 def test_a_checkout_session_expires_with_its_order_when_stripe_allows_it(make_app, stripe_stub, user):

@@ -68,10 +68,13 @@ class StripeProvider(EnvelopeAnswers):
             "success_url": self.success_url.replace("{order_no}", order.order_no),
             "cancel_url": self.cancel_url.replace("{order_no}", order.order_no),
         }
-        # From the order alone, not the clock: a retry under the same idempotency key must send the same params.
+        # The session ends with the order, or as close after it as Stripe allows (its shortest
+        # session is 30 minutes): left to Stripe's default of 24 h, a buyer could pay a day after the
+        # order expired, and every such payment is a refund. From the order alone, not the clock:
+        # a retry under the same idempotency key must send the same params.
         lifetime = (order.expires_at - order.created_at).total_seconds()
-        if SESSION_EXPIRY[0] <= lifetime <= SESSION_EXPIRY[1]:  # else Stripe's default (24 h)
-            params["expires_at"] = int(order.expires_at.timestamp())
+        lifetime = min(max(lifetime, SESSION_EXPIRY[0]), SESSION_EXPIRY[1])
+        params["expires_at"] = int(order.created_at.timestamp() + lifetime)
         return params
 
     def parse_notification(self, body: bytes, headers: Any) -> Notification | None:
