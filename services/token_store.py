@@ -153,11 +153,12 @@ end
 return {'unknown', ''}
 """
 
+# KEYS: access, user snapshot (only the two it reads: every authenticated request sends them).
 # ARGV: md5, now. Returns false when the token is not live, else the snapshot ('' if missing).
 _CHECK_ACCESS = """
 local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not exp or tonumber(exp) <= tonumber(ARGV[2]) then return false end
-return redis.call('GET', KEYS[6]) or ''
+return redis.call('GET', KEYS[2]) or ''
 """
 
 # ARGV: sid
@@ -253,7 +254,8 @@ def rotate(user_id: int, presented: str, presented_exp: int, issued: Issued, gra
 
 def check_access(user_id: int, token: str) -> str | None:
     """One round trip: None if the access token is not live, else the user snapshot ('' when absent)."""
-    result = _run(_CHECK_ACCESS, _user_keys(user_id), fingerprint(token), time.time())
+    keys = _user_keys(user_id)
+    result = _run(_CHECK_ACCESS, [keys[0], keys[5]], fingerprint(token), time.time())
     return None if result is None else result
 
 
