@@ -96,13 +96,13 @@ def _select_locale(lang: str, accept: str, supported: tuple[str, ...], default: 
     building the babel Locale (a file lookup) on every request cost more than the rest of the choice."""
     wanted = [lang] + [value for value, _ in parse_accept_header(accept, LanguageAccept)]
     for tag in wanted:
-        locale = _match_locale(tag, list(supported))
+        locale = _match_locale(tag, supported)
         if locale:
             return Locale.parse(locale)
     return Locale.parse(default)
 
 
-def _match_locale(tag: str, supported: list[str]) -> str | None:
+def _match_locale(tag: str, supported: tuple[str, ...]) -> str | None:
     tag = tag.strip().replace("-", "_").lower()
     if not tag:
         return None

@@ -29,23 +29,29 @@ from services.token_store import Issued
 
 log = logging.getLogger("flask_api.auth")
 hasher = PasswordHasher()  # argon2id at the library's recommended parameters
-# One verify at a time per process: each already runs its 4 lanes on threads of its own and
-# fills 64 MiB, so a worker's threads verifying side by side only thrash the CPU and its caches.
+# One argon2 computation (hash or verify) at a time per process: each already runs its 4 lanes on
+# threads of its own and fills 64 MiB, so a worker's threads side by side only thrash the CPU and caches.
 _argon2_slot = threading.BoundedSemaphore(1)
 _user_schema = UserSchema()
 users = BaseService(UserModel)
 
 
+def _hash_password(password: str) -> str:
+    with _argon2_slot:
+        return hasher.hash(password)
+
+
 @cache
 def _dummy_hash() -> str:
     """A hash to verify against when the email is unknown, so both cases cost the same."""
-    return hasher.hash(secrets.token_hex(16))
+    return _hash_password(secrets.token_hex(16))
 
 
 def _verify_password(password_hash: str | None, password: str) -> bool:
+    against = password_hash or _dummy_hash()
     try:
         with _argon2_slot:
-            return hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+            return hasher.verify(against, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -109,7 +115,7 @@ def register(email: str, password: str, nickname: str | None) -> dict[str, Any]:
     """Create an account and log it in."""
     if find_user(email) is not None:
         raise ApiError(codes.USER_EMAIL_TAKEN)
-    user = UserModel(email=email, password_hash=hasher.hash(password), nickname=nickname)
+    user = UserModel(email=email, password_hash=_hash_password(password), nickname=nickname)
     user.record_login()
     db.session.add(user)
     try:
@@ -136,7 +142,7 @@ def login(email: str, password: str, device_id: str | None) -> dict[str, Any]:
         raise _locked(user)
     user.record_login()
     if hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hasher.hash(password)
+        user.password_hash = _hash_password(password)
     return _start_session(user, device_id)
 
 

@@ -64,7 +64,7 @@ local function forget_session(sid)
   forget_rotated(KEYS[4], sid)
   redis.call('HDEL', KEYS[5], sid)
 end
-local function tracked(m)
+local function tracked(m)  -- a live refresh token
   return redis.call('ZSCORE', KEYS[2], m)
 end
 -- Record new tokens in a session (r_md5 '' adds an access token only). The record keeps only
@@ -103,7 +103,7 @@ for i = 1, #sessions, 2 do
   local s = cjson.decode(sessions[i + 1])
   local alive = false
   for _, m in ipairs(s.r) do
-    if redis.call('ZSCORE', KEYS[2], m) then alive = true; break end
+    if tracked(m) then alive = true; break end
   end
   if alive then table.insert(live, {sid = sessions[i], u = s.u or s.c}) else forget_session(sessions[i]) end
 end
