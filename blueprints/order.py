@@ -39,11 +39,12 @@ def create(body, headers):
 
 
 @bp.get("/status/<order_no>")
-@login_required
+@login_required(order_arg="order_no")
 @response(OrderSchema)
 def status(order_no: str):
     """One of the caller's orders."""
-    return orders.get_order(current_user().user_id, order_no)
+    user = current_user()
+    return orders.order_status(user.user_id, order_no, user.order_snapshot)
 
 
 @bp.get("/list")

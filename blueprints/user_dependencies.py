@@ -30,10 +30,12 @@ class UserContext:
     ip: str
     sid: str
     user: dict[str, Any] = field(repr=False)
+    order_snapshot: str = field(default="", repr=False)  # see login_required(order_arg=)
 
 
-def get_current_user() -> UserContext:
-    """Verify the Bearer token's signature, expiry and type, then that Redis still holds it."""
+def get_current_user(order_no: str | None = None) -> UserContext:
+    """Verify the Bearer token's signature, expiry and type, then that Redis still holds it;
+    in the same round trip, fetch the snapshot of the user's order order_no, if given."""
     header = request.headers.get("Authorization", "")
     if not header:
         raise ApiError(codes.AUTH_TOKEN_MISSING)
@@ -42,14 +44,15 @@ def get_current_user() -> UserContext:
     if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
         raise ApiError(codes.AUTH_TOKEN_INVALID)
     claims = _access_claims(token)
-    snapshot = token_store.check_access(claims["uid"], token)  # one round trip: liveness + user
-    if snapshot is None:
+    snapshots = token_store.check_access(claims["uid"], token, order_no)  # one round trip: liveness + user
+    if snapshots is None:
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
+    snapshot, order_snapshot = snapshots
     user = json.loads(snapshot) if snapshot else auth.current_snapshot(claims["uid"])
     if user is None:  # the account is gone
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
     return UserContext(claims["uid"], token, claims.get("device_id"), str(get_locale()), client_ip(),
-                       claims["sid"], user)
+                       claims["sid"], user, order_snapshot)
 
 
 def _access_claims(token: str) -> dict[str, Any]:
@@ -70,17 +73,24 @@ def _verified_access_claims(token: str, secret: str, algorithm: str) -> dict[str
     return tokens.decode(token, "access")
 
 
-def login_required(view: Callable) -> Callable:
-    """Run the view only for a valid, live access token; current_user() gives its context."""
+def login_required(view: Callable | None = None, *, order_arg: str | None = None) -> Callable:
+    """Run the view only for a valid, live access token; current_user() gives its context.
 
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        g.user_context = get_current_user()
-        g.user_id = g.user_context.user_id  # for the request log line
-        return view(*args, **kwargs)
+    order_arg names the view argument that holds an order_no: the order's snapshot then comes
+    back with the token check (current_user().order_snapshot), at no extra round trip.
+    """
 
-    mark_authenticated(wrapper)
-    return wrapper
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            g.user_context = get_current_user(kwargs[order_arg] if order_arg else None)
+            g.user_id = g.user_context.user_id  # for the request log line
+            return view(*args, **kwargs)
+
+        mark_authenticated(wrapper)
+        return wrapper
+
+    return decorator(view) if view else decorator
 
 
 def current_user() -> UserContext:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 from flask import current_app
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.exc import IntegrityError
@@ -18,13 +20,16 @@ from errors import ApiError
 from extensions import db
 from models import OrderModel, OrderStatus, PaymentOutcome
 from models.base import utcnow
-from services import catalog, payments
+from schemas.order import OrderSchema
+from services import catalog, payments, token_store
 from services.base import BaseService
 from services.payments.base import Notification, PaymentRequest
 
 ORDER_NO_DIGITS = 12  # after the date: 10^12 numbers a day, so a guess almost never names an order
 INSERT_ATTEMPTS = 3
 _orders = BaseService(OrderModel)
+_snapshot_schema = OrderSchema()
+log = logging.getLogger("flask_api.orders")
 
 
 @dataclass
@@ -138,6 +143,42 @@ def get_order(user_id: int, order_no: str) -> OrderModel:
     return order
 
 
+def order_status(user_id: int, order_no: str, cached: str) -> OrderModel | dict[str, Any]:
+    """get_order, answered from the order's snapshot when the caller fetched one (cached, '' if none).
+
+    The snapshot in Redis is the order as the API shows it. Whoever moves an order before its
+    deadline (a cancel, a payment) deletes the snapshot before the commit and writes the new one
+    after it; a PENDING snapshot past its deadline is not used, since the order is EXPIRED by then.
+    """
+    if cached:
+        snapshot = json.loads(cached)
+        if snapshot["status"] != OrderStatus.PENDING or datetime.fromisoformat(snapshot["expires_at"]) > utcnow():
+            return snapshot
+    order = get_order(user_id, order_no)
+    _save_snapshot(order)
+    return order
+
+
+def _save_snapshot(order: OrderModel) -> None:
+    token_store.save_order_snapshot(order.user_id, order.order_no, _snapshot_schema.dump(order),
+                                    final=order.status != OrderStatus.PENDING)
+
+
+def renew_snapshot(order: OrderModel) -> None:
+    """After the commit of a transition: the new state, over any snapshot a reader wrote meanwhile.
+
+    The commit stands whatever Redis says now, so a failure here is logged, not answered: the
+    delete before the commit already keeps readers right, unless one of them read the row in
+    the instant before that commit; its snapshot then shows the old state for at most
+    token_store.ORDER_SNAPSHOT_TTL.
+    """
+    try:
+        _save_snapshot(order)
+    except redis.RedisError as error:
+        log.warning("order snapshot not renewed after a transition", extra={"fields": {
+            "order_no": order.order_no, "error": error.__class__.__name__}})
+
+
 def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> dict[str, Any]:
     """A page of the user's orders, newest first, optionally of one status."""
     filters = [OrderModel.user_id == user_id] + ([OrderModel.status == status] if status else [])
@@ -173,9 +214,12 @@ def cancel_order(user_id: int, order_no: str) -> OrderModel:
     now = utcnow()
     result = db.session.execute(OrderModel.transition_rows(
         [order.id], OrderStatus.CANCELLED, OrderModel.expires_at > now, cancelled_at=now))
-    db.session.commit()
     if result.rowcount != 1:
+        db.session.rollback()
         raise ApiError(codes.ORDER_INVALID_TRANSITION, data={"status": get_order(user_id, order_no).status})
+    token_store.forget_order_snapshot(user_id, order_no)  # a Redis that cannot hear it stops the cancel here
+    db.session.commit()
+    renew_snapshot(order)
     return order
 
 
@@ -196,8 +240,13 @@ def apply_payment(order: OrderModel, provider: str, notification: Notification) 
     result = db.session.execute(OrderModel.transition_rows(
         [order.id], OrderStatus.PAID, paid_at=now, payment_provider=provider,
         transaction_id=notification.transaction_id))
-    # Not PENDING (paid by another transaction, cancelled, expired): keep the money on record for a refund.
-    return PaymentOutcome.PAID if result.rowcount == 1 else PaymentOutcome.NEEDS_REFUND
+    if result.rowcount != 1:
+        # Not PENDING (paid by another transaction, cancelled, expired): keep the money on record for a refund.
+        return PaymentOutcome.NEEDS_REFUND
+    # Before the caller's commit (then renew_snapshot): a Redis that cannot hear it fails the
+    # notification before anything is stored, and the provider delivers it again later.
+    token_store.forget_order_snapshot(order.user_id, order.order_no)
+    return PaymentOutcome.PAID
 
 
 def expire_due_orders(batch_size: int | None = None) -> int:

@@ -14,6 +14,9 @@ Cluster slot and every script below touches one slot only):
                                    "r": [live refresh md5s]}
     user:{uid}               string  JSON snapshot of the public user fields, so that an
                                    authenticated request needs no database query
+    order:{uid}:<order_no>   string  JSON of the order as the API shows it, TTL ORDER_SNAPSHOT_TTL,
+                                   fetched with the access check: a status read needs no
+                                   database query either (services/orders.py keeps it true)
 
 Per email (``{email}`` again a hash tag):
 
@@ -34,6 +37,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from extensions import redis_store
+
+# How long an order's snapshot outlives its last read. Only a write whose Redis call failed
+# after its commit can leave one stale (services/orders.py), and then for no longer than this.
+ORDER_SNAPSHOT_TTL = 600
 
 # Lua helpers shared by the scripts. KEYS order for per-user scripts:
 # 1 access, 2 refresh, 3 old, 4 used, 5 session, 6 user snapshot, [7 successor of the presented token].
@@ -153,12 +160,13 @@ end
 return {'unknown', ''}
 """
 
-# KEYS: access, user snapshot (only the two it reads: every authenticated request sends them).
-# ARGV: md5, now. Returns false when the token is not live, else the snapshot ('' if missing).
+# KEYS: access, user snapshot[, order snapshot] (only what it reads: every authenticated request
+# sends them). ARGV: md5, now. Returns false when the token is not live, else the snapshots ('' if
+# missing).
 _CHECK_ACCESS = """
 local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not exp or tonumber(exp) <= tonumber(ARGV[2]) then return false end
-return redis.call('GET', KEYS[2]) or ''
+return {redis.call('GET', KEYS[2]) or '', KEYS[3] and redis.call('GET', KEYS[3]) or ''}
 """
 
 # ARGV: sid
@@ -216,6 +224,10 @@ def _user_keys(user_id: int) -> list[str]:
         "access_token:", "refresh_token:", "refresh_token_old:", "refresh_token_used:", "session:", "user:")]
 
 
+def _order_key(user_id: int, order_no: str) -> str:
+    return redis_store.key(f"order:{{{user_id}}}:{order_no}")
+
+
 def _email_key(name: str, email: str) -> str:
     return redis_store.key(f"{name}:{{{email}}}")
 
@@ -252,11 +264,13 @@ def rotate(user_id: int, presented: str, presented_exp: int, issued: Issued, gra
     return outcome, (successor or issued.refresh_token) if outcome in ("rotated", "grace") else None
 
 
-def check_access(user_id: int, token: str) -> str | None:
-    """One round trip: None if the access token is not live, else the user snapshot ('' when absent)."""
+def check_access(user_id: int, token: str, order_no: str | None = None) -> tuple[str, str] | None:
+    """One round trip: None if the access token is not live, else (the user's snapshot, the
+    snapshot of the user's order order_no), '' for one that is absent or not asked for."""
     keys = _user_keys(user_id)
-    result = _run(_CHECK_ACCESS, [keys[0], keys[5]], fingerprint(token), time.time())
-    return None if result is None else result
+    keys = [keys[0], keys[5]] + ([_order_key(user_id, order_no)] if order_no else [])
+    result = _run(_CHECK_ACCESS, keys, fingerprint(token), time.time())
+    return None if result is None else tuple(result)
 
 
 def revoke_session(user_id: int, sid: str) -> None:
@@ -301,6 +315,18 @@ def save_user_snapshot(user_id: int, snapshot: dict[str, Any], ttl: int) -> None
 def load_user_snapshot(user_id: int) -> dict[str, Any] | None:
     raw = redis_store.client.get(_user_keys(user_id)[5])
     return json.loads(raw) if raw else None
+
+
+def save_order_snapshot(user_id: int, order_no: str, snapshot: dict[str, Any], final: bool) -> None:
+    """A final status is written over whatever is there: it never changes again. A PENDING one
+    only where there is none, so that a reader that read the row just before a payment's
+    commit cannot put PENDING back over the PAID the payment wrote."""
+    redis_store.client.set(_order_key(user_id, order_no), json.dumps(snapshot), ex=ORDER_SNAPSHOT_TTL,
+                           nx=not final)
+
+
+def forget_order_snapshot(user_id: int, order_no: str) -> None:
+    redis_store.client.delete(_order_key(user_id, order_no))
 
 
 def claim_code_slot(email: str, seconds: int) -> int:

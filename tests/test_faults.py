@@ -15,11 +15,13 @@ import pytest
 import requests
 import sqlalchemy
 from aiosmtpd.controller import Controller
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 import codes
 from extensions import db
-from tests.conftest import PASSWORD, free_port
+from models import OrderModel, PaymentModel
+from services.payments import dev
+from tests.conftest import PASSWORD, bearer, free_port, register
 from tests.live import BIN, ROOT, Gunicorn, MariaDBServer, RedisServer, wait_until
 
 AUTH = "/api/client/auth"
@@ -79,6 +81,33 @@ def test_redis_outage_is_503_quickly_and_recovers_without_restarting_gunicorn(ow
         assert relogin.status_code == 200
         token = relogin.json()["data"]["access_token"]
         assert me().status_code == 200
+
+
+def test_a_payment_arriving_while_redis_is_down_is_refused_whole_and_pays_when_delivered_again(make_app, own_redis):
+    app = make_app(redis__url=own_redis.url)
+    client = app.test_client()
+    headers = bearer(register(client, "payer@example.com")["access_token"])
+    order = client.post("/api/client/order/create", json={"product_id": "basic-monthly"},
+                        headers=headers).get_json()["data"]
+    assert client.get(f"/api/client/order/status/{order['order_no']}", headers=headers).status_code == 200
+    body = dev.notification_body(order["order_no"], "tx-during-outage", order["amount"], order["currency"])
+    deliver = lambda: client.post(dev.NOTIFY_PATH, data=body, headers={  # noqa: E731
+        "Content-Type": "application/json", dev.HEADER: dev.sign(body, app.config["PAYMENT"]["dev"]["secret"])})
+
+    own_redis.process.send_signal(signal.SIGSTOP)  # the order's snapshot cannot be dropped now
+    try:
+        refused, elapsed = timed(deliver)
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+    assert refused.status_code == 503 and elapsed < 2
+    assert refused.get_json()["code"] == codes.SERVICE_UNAVAILABLE.code
+    with app.app_context():  # the provider was told to retry, and nothing was kept meanwhile
+        assert db.session.scalar(select(OrderModel.status).where(OrderModel.order_no == order["order_no"])) == "PENDING"
+        assert db.session.scalar(select(func.count()).select_from(PaymentModel)) == 0
+
+    assert deliver().get_json()["data"] == {"outcome": "paid", "order_no": order["order_no"]}
+    shown = client.get(f"/api/client/order/status/{order['order_no']}", headers=headers).get_json()["data"]
+    assert shown["status"] == "PAID" and shown["transaction_id"] == "tx-during-outage"
 
 
 def test_mariadb_outage_under_load_is_503_then_recovers_and_loses_nothing():

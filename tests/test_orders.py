@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+import sqlalchemy
 from sqlalchemy import select, text
 
 import codes
@@ -119,6 +120,57 @@ def test_create_then_a_signed_dev_notification_turns_the_order_paid_in_status_an
     listed = client.get(f"{ORDER}/list", headers=auth_headers).get_json()["data"]
     assert [(item["order_no"], item["status"]) for item in listed["items"]] == [(order["order_no"], "PAID")]
     assert payments_of(app, order["order_no"]) == [("dev_txn_42", "paid")]
+
+
+def statements_during(app, call):
+    """What call() returns, and how many SQL statements the app sent meanwhile."""
+    sent = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda *args: sent.append(args[2])  # noqa: E731  (conn, cursor, statement, ...)
+    sqlalchemy.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        return call(), len(sent)
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", listener)
+
+
+def test_a_status_read_again_is_answered_from_redis_without_a_database_query(app, client, auth_headers):
+    order = created(client, auth_headers)
+    first, queries = statements_during(app, lambda: status_of(client, auth_headers, order["order_no"]))
+    assert first.status_code == 200 and queries >= 1
+    again, queries = statements_during(app, lambda: status_of(client, auth_headers, order["order_no"]))
+    assert again.get_json() == first.get_json() and queries == 0
+    assert again.get_json()["data"] == {key: value for key, value in order.items() if key != "payment"}
+
+
+def test_a_cached_status_shows_a_cancel_and_a_payment_at_once(app, client, auth_headers):
+    cancelled, paid = created(client, auth_headers), created(client, auth_headers)
+    for order in (cancelled, paid):
+        assert status_of(client, auth_headers, order["order_no"]).get_json()["data"]["status"] == "PENDING"
+    assert client.post(f"{ORDER}/cancel/{cancelled['order_no']}", headers=auth_headers).status_code == 200
+    assert notify_dev(client, app, paid["order_no"], paid["amount"], transaction_id="dev_cached").status_code == 200
+    assert status_of(client, auth_headers, cancelled["order_no"]).get_json()["data"]["status"] == "CANCELLED"
+    assert status_of(client, auth_headers, paid["order_no"]).get_json()["data"]["status"] == "PAID"
+
+
+def test_a_reader_late_with_the_pending_row_cannot_hide_a_payment(app, client, auth_headers, user):
+    order = created(client, auth_headers)
+    with app.app_context():
+        stale = orders.get_order(user["id"], order["order_no"])  # read before the payment commits...
+    assert notify_dev(client, app, order["order_no"], order["amount"]).status_code == 200
+    with app.app_context():
+        assert stale.status == "PENDING"
+        orders._save_snapshot(stale)  # ...and written to Redis after it: refused, the PAID one stays
+    assert status_of(client, auth_headers, order["order_no"]).get_json()["data"]["status"] == "PAID"
+
+
+def test_a_snapshot_is_the_owners_alone(app, client, auth_headers):
+    order = created(client, auth_headers)
+    assert status_of(client, auth_headers, order["order_no"]).status_code == 200
+    intruder = bearer(register(client, "mallory@example.com")["access_token"])
+    response = status_of(client, intruder, order["order_no"])
+    assert response.status_code == 404 and response.get_json()["code"] == codes.ORDER_NOT_FOUND.code
 
 
 def test_the_subject_is_in_the_language_of_the_request(client, auth_headers):
@@ -287,6 +339,7 @@ def test_an_order_expires_after_expire_seconds_and_is_never_shown_pending(make_a
     app = make_app(order__expire_seconds=1)
     client, headers = app.test_client(), bearer(user["access_token"])
     order = created(client, headers)
+    assert status_of(client, headers, order["order_no"]).get_json()["data"]["status"] == "PENDING"  # cached
     time.sleep(1.2)
     assert stored_status(app, order["order_no"]) == "PENDING"  # no sweep has run...
     listed = client.get(f"{ORDER}/list?status=PENDING", headers=headers).get_json()["data"]

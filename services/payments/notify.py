@@ -47,6 +47,8 @@ def _record(provider: str, notification: Notification) -> Outcome:
                                     raw_payload=notification.raw))
         try:
             db.session.commit()
+            if outcome == PaymentOutcome.PAID:
+                orders.renew_snapshot(order)
             return Outcome(outcome.value, notification.order_no)
         except IntegrityError:  # the same transaction id was stored by a parallel delivery
             db.session.rollback()
