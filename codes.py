@@ -6,7 +6,7 @@ Messages are English msgids; flask-babel translates them per request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask_babel import lazy_gettext as _l
 
@@ -15,7 +15,9 @@ from flask_babel import lazy_gettext as _l
 class Code:
     code: int
     status: int
-    message: object  # a lazy string, rendered in the request's language
+    # A lazy string, rendered in the request's language. Not part of equality or the hash:
+    # hashing a lazy string translates it, and errors._message caches by code.
+    message: object = field(compare=False)
 
 
 # common

@@ -218,10 +218,12 @@ class Issued:
     refresh_exp: int
 
 
-def _user_keys(user_id: int) -> list[str]:
-    tag = f"{{{user_id}}}"
-    return [redis_store.key(name + tag) for name in (
-        "access_token:", "refresh_token:", "refresh_token_old:", "refresh_token_used:", "session:", "user:")]
+USER_KEYS = ("access_token:", "refresh_token:", "refresh_token_old:", "refresh_token_used:", "session:", "user:")
+
+
+def _user_keys(user_id: int, names: tuple[str, ...] = USER_KEYS) -> list[str]:
+    prefix, tag = redis_store.prefix, f"{{{user_id}}}"
+    return [prefix + name + tag for name in names]
 
 
 def _order_key(user_id: int, order_no: str) -> str:
@@ -267,8 +269,7 @@ def rotate(user_id: int, presented: str, presented_exp: int, issued: Issued, gra
 def check_access(user_id: int, token: str, order_no: str | None = None) -> tuple[str, str] | None:
     """One round trip: None if the access token is not live, else (the user's snapshot, the
     snapshot of the user's order order_no), '' for one that is absent or not asked for."""
-    keys = _user_keys(user_id)
-    keys = [keys[0], keys[5]] + ([_order_key(user_id, order_no)] if order_no else [])
+    keys = _user_keys(user_id, ("access_token:", "user:")) + ([_order_key(user_id, order_no)] if order_no else [])
     result = _run(_CHECK_ACCESS, keys, fingerprint(token), time.time())
     return None if result is None else tuple(result)
 
