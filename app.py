@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 from flask import Flask, request
@@ -81,7 +82,7 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale,
                    default_translation_directories=os.path.join(app.root_path, "translations"))
     limiter.init_app(app)
-    _drop_idle_limiter_check(app)
+    _drop_idle_limiter_hooks(app)
     _register_cors(app)
 
 
@@ -98,13 +99,28 @@ def _register_cors(app: Flask) -> None:
     app.after_request(lambda response: answer_cors(response) if "Origin" in request.headers else response)
 
 
-def _drop_idle_limiter_check(app: Flask) -> None:
-    """Flask-Limiter checks every request before its view, for default, application and meta
-    limits; we configure none, and each @limiter.limit view checks its own limits when it runs,
-    so that check finds nothing, at about a tenth of an authenticated request's time."""
-    if any(app.config.get(key) for key in ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")):
-        return
-    app.before_request_funcs[None].remove(limiter._check_request_limit)
+def _drop_idle_limiter_hooks(app: Flask) -> None:
+    """Flask-Limiter runs three hooks around every request; with our settings all three are idle,
+    and together they cost about a tenth of an authenticated request:
+
+    - before it, a check of default, application and meta limits: we configure none, and each
+      @limiter.limit view checks its own limits when it runs;
+    - after it, headers: off (RATELIMIT_HEADERS_ENABLED; errors.py sets Retry-After on a 429),
+      and costs deducted by response (deduct_when), which no limit here uses;
+    - at teardown, resetting its per-request state, which lives on the request context and
+      ends with it anyway.
+
+    Each removal names the function Flask-Limiter registered: a version that renames one
+    stops the start here (ValueError), instead of silently keeping the cost.
+    """
+    config = app.config
+    if not any(config.get(key) for key in ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")):
+        app.before_request_funcs[None].remove(limiter._check_request_limit)
+    if not config.get("RATELIMIT_HEADERS_ENABLED"):
+        inject_headers = next((hook for hook in app.after_request_funcs[None]
+                               if isinstance(hook, partial) and hook.args == (limiter,)), None)
+        app.after_request_funcs[None].remove(inject_headers)
+    app.teardown_request_funcs[None].remove(limiter._Limiter__release_context)
 
 
 def register_blueprints(app: Flask) -> None:
