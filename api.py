@@ -15,6 +15,7 @@ from marshmallow import Schema
 
 import codes
 from errors import ApiError, ok
+from schemas.common import Dumped
 
 PATH_ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
@@ -87,7 +88,10 @@ def response(schema_cls: type[Schema] | None = None, status: int = 200) -> Calla
             answer_status = status
             if isinstance(result, tuple):
                 result, answer_status = result
-            data = schema.dump(result) if schema and result is not None else result
+            if isinstance(result, Dumped):
+                data = result.data
+            else:
+                data = schema.dump(result) if schema and result is not None else result
             return ok(data, answer_status)
 
         _contract(wrapper).update(response=schema_cls, status=status)

@@ -38,3 +38,13 @@ class StrictBoolean(fields.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid")
         return value
+
+
+class Dumped:
+    """A result already in the form its response schema gives (read back from a cache):
+    api.response sends it as it is instead of dumping it again."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data

@@ -11,6 +11,7 @@ from models import OrderStatus
 from schemas.common import Timestamp, between, length, one_of
 
 MAX_PAGE = 10_000  # deeper pages cost a long OFFSET scan; nobody pages that far by hand
+DEFAULT_PAGE_SIZE = 20
 
 
 class ProductSchema(Schema):
@@ -74,7 +75,7 @@ class OrderListQuerySchema(Schema):
         unknown = EXCLUDE  # ?lang= and the like travel in the same query string
 
     page = fields.Integer(load_default=1, validate=between(1, MAX_PAGE))
-    page_size = fields.Integer(load_default=20, validate=between(1, 100))
+    page_size = fields.Integer(load_default=DEFAULT_PAGE_SIZE, validate=between(1, 100))
     status = fields.String(load_default=None, validate=one_of([status.value for status in OrderStatus]))
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,8 @@ from errors import ApiError
 from extensions import db
 from models import OrderModel, OrderStatus, PaymentOutcome
 from models.base import utcnow
-from schemas.order import OrderSchema
+from schemas.common import Dumped
+from schemas.order import DEFAULT_PAGE_SIZE, OrderPageSchema, OrderSchema
 from services import catalog, payments, token_store
 from services.base import BaseService
 from services.payments.base import Notification, PaymentRequest
@@ -28,7 +30,9 @@ from services.payments.base import Notification, PaymentRequest
 ORDER_NO_DIGITS = 12  # after the date: 10^12 numbers a day, so a guess almost never names an order
 INSERT_ATTEMPTS = 3
 _orders = BaseService(OrderModel)
-_snapshot_schema = OrderSchema()
+_order_schema = OrderSchema()
+_page_schema = OrderPageSchema()
+CACHED_PAGES = 3  # of the default size: what clients read again and again (each a Redis hash field)
 log = logging.getLogger("flask_api.orders")
 
 
@@ -114,7 +118,9 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
         # Every field the answer shows was set here: detached, the order keeps them through the
         # commit instead of being expired by it and read back with another query.
         db.session.expunge(order)
+        token_store.begin_order_write(user_id)  # a Redis that cannot hear it stops the insert here
         db.session.commit()
+        end_order_write(user_id)
         return order, True
     raise AssertionError("unreachable")
 
@@ -143,59 +149,83 @@ def get_order(user_id: int, order_no: str) -> OrderModel:
     return order
 
 
-def order_status(user_id: int, order_no: str, cached: str) -> OrderModel | dict[str, Any]:
+def order_status(user_id: int, order_no: str, cached: str) -> OrderModel | Dumped:
     """get_order, answered from the order's snapshot when the caller fetched one (cached, '' if none).
 
     The snapshot in Redis is the order as the API shows it. Whoever moves an order before its
     deadline (a cancel, a payment) deletes the snapshot before the commit and writes the new one
-    after it; a PENDING snapshot past its deadline is not used, since the order is EXPIRED by then.
+    after it (begin_order_write, end_order_write); a PENDING snapshot past its deadline is not
+    used, since the order is EXPIRED by then.
     """
     if cached:
         snapshot = json.loads(cached)
         if snapshot["status"] != OrderStatus.PENDING or datetime.fromisoformat(snapshot["expires_at"]) > utcnow():
-            return snapshot
+            return Dumped(snapshot)
     order = get_order(user_id, order_no)
-    _save_snapshot(order)
+    token_store.save_order_snapshot(order.user_id, order.order_no, _order_schema.dump(order),
+                                    final=order.status != OrderStatus.PENDING)
     return order
 
 
-def _save_snapshot(order: OrderModel) -> None:
-    token_store.save_order_snapshot(order.user_id, order.order_no, _snapshot_schema.dump(order),
-                                    final=order.status != OrderStatus.PENDING)
-
-
-def renew_snapshot(order: OrderModel) -> None:
-    """After the commit of a transition: the new state, over any snapshot a reader wrote meanwhile.
+def end_order_write(user_id: int, order: OrderModel | None = None) -> None:
+    """After the commit of a change to the user's orders: drop the list pages, and write the
+    order's new snapshot (its status is final after a cancel or a payment) over any stale one.
 
     The commit stands whatever Redis says now, so a failure here is logged, not answered: the
-    delete before the commit already keeps readers right, unless one of them read the row in
-    the instant before that commit; its snapshot then shows the old state for at most
-    token_store.ORDER_SNAPSHOT_TTL.
+    begin_order_write before the commit already keeps readers right, unless one of them read
+    the database in the instant before that commit; what it stored then shows the old state for
+    at most token_store.ORDER_SNAPSHOT_TTL (a status) or ORDER_PAGES_TTL (a list page).
     """
     try:
-        _save_snapshot(order)
+        if order is None:
+            token_store.end_order_write(user_id)
+        else:
+            token_store.end_order_write(user_id, order.order_no, _order_schema.dump(order))
     except redis.RedisError as error:
-        log.warning("order snapshot not renewed after a transition", extra={"fields": {
-            "order_no": order.order_no, "error": error.__class__.__name__}})
+        log.warning("order caches not renewed after a write", extra={"fields": {
+            "user_id": user_id, "order_no": order.order_no if order else None, "error": error.__class__.__name__}})
 
 
-def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> dict[str, Any]:
-    """A page of the user's orders, newest first, optionally of one status."""
-    filters = [OrderModel.user_id == user_id] + ([OrderModel.status == status] if status else [])
-    total, due = _count_and_due(filters)
+def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> dict[str, Any] | Dumped:
+    """A page of the user's orders, newest first, optionally of one status.
+
+    The first CACHED_PAGES pages of the default size are kept in Redis, each until an order of
+    the user changes (begin_order_write drops them) or the earliest PENDING deadline among the
+    user's orders passes, whichever comes first.
+    """
+    cacheable = page <= CACHED_PAGES and page_size == DEFAULT_PAGE_SIZE
+    if cacheable:
+        field = f"{page}:{page_size}:{status or ''}"
+        cached, version = token_store.read_order_page(user_id, field)
+        if cached:
+            entry = json.loads(cached)
+            if entry["until"] is None or entry["until"] > time.time():
+                return Dumped(entry["page"])
+    total, due, deadline = _count_due_and_deadline(user_id, status)
     if due:  # rare: expire them first, so that no past-due order is listed or counted as PENDING
         _expire_due_of_user(user_id)
-        total, _ = _count_and_due(filters)
-    return _orders.paginate(select(OrderModel).where(*filters), page, page_size,
-                            OrderModel.created_at.desc(), OrderModel.id.desc(), total=total)
+        total, _, deadline = _count_due_and_deadline(user_id, status)
+    filters = [OrderModel.user_id == user_id] + ([OrderModel.status == status] if status else [])
+    result = _orders.paginate(select(OrderModel).where(*filters), page, page_size,
+                              OrderModel.created_at.desc(), OrderModel.id.desc(), total=total)
+    if not cacheable:
+        return result
+    dumped = _page_schema.dump(result)
+    token_store.save_order_page(user_id, field, version, {
+        "until": deadline.timestamp() if deadline else None, "page": dumped})
+    return Dumped(dumped)
 
 
-def _count_and_due(filters: list) -> tuple[int, int]:
-    """How many orders match, and how many of those are PENDING past their deadline: one query."""
-    is_due = and_(OrderModel.status == OrderStatus.PENDING, OrderModel.expires_at <= utcnow())
-    total, due = db.session.execute(select(func.count(), func.coalesce(func.sum(case((is_due, 1), else_=0)), 0))
-                                    .where(*filters)).one()
-    return total, due
+def _count_due_and_deadline(user_id: int, status: str | None) -> tuple[int, int, datetime | None]:
+    """In one query over the user's orders: how many have status (all, if None); how many are
+    PENDING past their deadline; and the earliest deadline of a PENDING one."""
+    pending = OrderModel.status == OrderStatus.PENDING
+    matching = func.count() if status is None else func.sum(case((OrderModel.status == status, 1), else_=0))
+    due = func.sum(case((and_(pending, OrderModel.expires_at <= utcnow()), 1), else_=0))
+    total, due, deadline = db.session.execute(select(
+        func.coalesce(matching, 0), func.coalesce(due, 0), func.min(case((pending, OrderModel.expires_at))))
+        .where(OrderModel.user_id == user_id)).one()
+    return total, due, deadline
 
 
 def _expire_due_of_user(user_id: int) -> None:
@@ -217,9 +247,9 @@ def cancel_order(user_id: int, order_no: str) -> OrderModel:
     if result.rowcount != 1:
         db.session.rollback()
         raise ApiError(codes.ORDER_INVALID_TRANSITION, data={"status": get_order(user_id, order_no).status})
-    token_store.forget_order_snapshot(user_id, order_no)  # a Redis that cannot hear it stops the cancel here
+    token_store.begin_order_write(user_id, order_no)  # a Redis that cannot hear it stops the cancel here
     db.session.commit()
-    renew_snapshot(order)
+    end_order_write(user_id, order)
     return order
 
 
@@ -243,9 +273,9 @@ def apply_payment(order: OrderModel, provider: str, notification: Notification) 
     if result.rowcount != 1:
         # Not PENDING (paid by another transaction, cancelled, expired): keep the money on record for a refund.
         return PaymentOutcome.NEEDS_REFUND
-    # Before the caller's commit (then renew_snapshot): a Redis that cannot hear it fails the
+    # Before the caller's commit (then end_order_write): a Redis that cannot hear it fails the
     # notification before anything is stored, and the provider delivers it again later.
-    token_store.forget_order_snapshot(order.user_id, order.order_no)
+    token_store.begin_order_write(order.user_id, order.order_no)
     return PaymentOutcome.PAID
 
 

@@ -17,6 +17,12 @@ Cluster slot and every script below touches one slot only):
     order:{uid}:<order_no>   string  JSON of the order as the API shows it, TTL ORDER_SNAPSHOT_TTL,
                                    fetched with the access check: a status read needs no
                                    database query either (services/orders.py keeps it true)
+    order_pages:{uid}        hash  "v" -> version, "<page>:<page_size>:<status>" -> JSON page of the
+                                   order list, TTL ORDER_PAGES_TTL from the version's start; a page
+                                   read from the database is stored only under the version that
+                                   was current before the read, and only while no write is open
+    order_writes:{uid}       string, TTL ORDER_PAGES_TTL: an order write of the user is open
+                                   (between its begin_order_write and its end_order_write)
 
 Per email (``{email}`` again a hash tag):
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +48,9 @@ from extensions import redis_store
 # How long an order's snapshot outlives its last read. Only a write whose Redis call failed
 # after its commit can leave one stale (services/orders.py), and then for no longer than this.
 ORDER_SNAPSHOT_TTL = 600
+# How long a version of a user's cached list pages lasts: the bound on a stale page when a
+# write's Redis call failed after its commit, and on a write marker left by a failed write.
+ORDER_PAGES_TTL = 60
 
 # Lua helpers shared by the scripts. KEYS order for per-user scripts:
 # 1 access, 2 refresh, 3 old, 4 used, 5 session, 6 user snapshot, [7 successor of the presented token].
@@ -167,6 +177,28 @@ _CHECK_ACCESS = """
 local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not exp or tonumber(exp) <= tonumber(ARGV[2]) then return false end
 return {redis.call('GET', KEYS[2]) or '', KEYS[3] and redis.call('GET', KEYS[3]) or ''}
+"""
+
+# KEYS: order_pages, order_writes. ARGV: field, version read before the page, page JSON.
+_SAVE_ORDER_PAGE = """
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('HGET', KEYS[1], 'v') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+# KEYS: order_pages, order_writes[, order snapshot]. ARGV: ttl.
+_BEGIN_ORDER_WRITE = """
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+if KEYS[3] then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+
+# KEYS: order_pages, order_writes[, order snapshot]. ARGV: [snapshot JSON, its ttl].
+_END_ORDER_WRITE = """
+redis.call('DEL', KEYS[1], KEYS[2])
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2]) end
+return 1
 """
 
 # ARGV: sid
@@ -326,8 +358,39 @@ def save_order_snapshot(user_id: int, order_no: str, snapshot: dict[str, Any], f
                            nx=not final)
 
 
-def forget_order_snapshot(user_id: int, order_no: str) -> None:
-    redis_store.client.delete(_order_key(user_id, order_no))
+def read_order_page(user_id: int, field: str) -> tuple[str, str]:
+    """(the cached list page field, '' if none; the version a page read now may be stored under)."""
+    pages = _user_keys(user_id, ("order_pages:",))[0]
+    pipe = redis_store.client.pipeline(transaction=False)
+    pipe.hget(pages, field)
+    pipe.hsetnx(pages, "v", secrets.token_hex(8))
+    pipe.hget(pages, "v")
+    pipe.expire(pages, ORDER_PAGES_TTL, nx=True)
+    page, _, version, _ = pipe.execute()
+    return page or "", version
+
+
+def save_order_page(user_id: int, field: str, version: str, page: dict[str, Any]) -> bool:
+    """Store a page read from the database, unless an order write began since version was read."""
+    keys = _user_keys(user_id, ("order_pages:", "order_writes:"))
+    return bool(_run(_SAVE_ORDER_PAGE, keys, field, version, json.dumps(page)))
+
+
+def begin_order_write(user_id: int, order_no: str | None = None) -> None:
+    """Before the commit of a change to the user's orders (order_no: the changed one): drop what
+    readers would otherwise go on seeing, and keep them from storing pages until the end."""
+    keys = _user_keys(user_id, ("order_pages:", "order_writes:"))
+    _run(_BEGIN_ORDER_WRITE, keys + ([_order_key(user_id, order_no)] if order_no else []), ORDER_PAGES_TTL)
+
+
+def end_order_write(user_id: int, order_no: str | None = None, snapshot: dict[str, Any] | None = None) -> None:
+    """After the commit: drop the pages a reader stored meanwhile, reopen storing, and write the
+    order's new (final) snapshot over anything a reader stored meanwhile."""
+    keys = _user_keys(user_id, ("order_pages:", "order_writes:"))
+    if snapshot is None:
+        _run(_END_ORDER_WRITE, keys)
+    else:
+        _run(_END_ORDER_WRITE, keys + [_order_key(user_id, order_no)], json.dumps(snapshot), ORDER_SNAPSHOT_TTL)
 
 
 def claim_code_slot(email: str, seconds: int) -> int:

@@ -20,7 +20,8 @@ import codes
 from extensions import db
 from models import OrderModel, PaymentModel
 from models.base import utcnow
-from services import orders, payments
+from schemas.order import OrderSchema
+from services import orders, payments, token_store
 from services.payments.notify import handle_notification
 from tests.conftest import bearer, register
 from tests.live import wait_until
@@ -161,7 +162,8 @@ def test_a_reader_late_with_the_pending_row_cannot_hide_a_payment(app, client, a
     assert notify_dev(client, app, order["order_no"], order["amount"]).status_code == 200
     with app.app_context():
         assert stale.status == "PENDING"
-        orders._save_snapshot(stale)  # ...and written to Redis after it: refused, the PAID one stays
+        # ...and written to Redis after it, the way a status read stores it: refused, the PAID one stays
+        token_store.save_order_snapshot(user["id"], order["order_no"], OrderSchema().dump(stale), final=False)
     assert status_of(client, auth_headers, order["order_no"]).get_json()["data"]["status"] == "PAID"
 
 
@@ -171,6 +173,50 @@ def test_a_snapshot_is_the_owners_alone(app, client, auth_headers):
     intruder = bearer(register(client, "mallory@example.com")["access_token"])
     response = status_of(client, intruder, order["order_no"])
     assert response.status_code == 404 and response.get_json()["code"] == codes.ORDER_NOT_FOUND.code
+
+
+def list_of(client, headers, query=""):
+    return client.get(f"{ORDER}/list{query}", headers=headers).get_json()["data"]
+
+
+def test_a_list_read_again_is_answered_from_redis_without_a_database_query(app, client, auth_headers):
+    made = [created(client, auth_headers)["order_no"] for _ in range(3)]
+    first, queries = statements_during(app, lambda: list_of(client, auth_headers))
+    assert [item["order_no"] for item in first["items"]] == made[::-1] and queries >= 2
+    again, queries = statements_during(app, lambda: list_of(client, auth_headers))
+    assert again == first and queries == 0
+    _, queries = statements_during(app, lambda: list_of(client, auth_headers, "?page=4"))
+    assert queries >= 1  # only the first pages of the default size are kept
+
+
+def test_a_cached_list_shows_a_new_order_a_cancel_and_a_payment_at_once(app, client, auth_headers):
+    first = created(client, auth_headers)
+    assert list_of(client, auth_headers)["total"] == 1 and list_of(client, auth_headers, "?status=PAID")["total"] == 0
+    second = created(client, auth_headers)
+    assert [item["order_no"] for item in list_of(client, auth_headers)["items"]] == [second["order_no"],
+                                                                                   first["order_no"]]
+    assert client.post(f"{ORDER}/cancel/{first['order_no']}", headers=auth_headers).status_code == 200
+    assert [item["status"] for item in list_of(client, auth_headers)["items"]] == ["PENDING", "CANCELLED"]
+    assert notify_dev(client, app, second["order_no"], second["amount"]).status_code == 200
+    assert [item["status"] for item in list_of(client, auth_headers)["items"]] == ["PAID", "CANCELLED"]
+    assert list_of(client, auth_headers, "?status=PAID")["total"] == 1
+
+
+def test_a_page_read_before_a_write_began_is_not_stored_after_it(app, client, auth_headers, user):
+    with app.app_context():
+        _, version = token_store.read_order_page(user["id"], "1:20:")  # a reader starts...
+        stale = {"until": None, "page": {"items": [], "total": 0, "page": 1, "page_size": 20}}
+    order = created(client, auth_headers)  # ...an order is made meanwhile...
+    with app.app_context():
+        assert not token_store.save_order_page(user["id"], "1:20:", version, stale)  # ...its page is refused
+        token_store.begin_order_write(user["id"])  # while a write is open, nothing is stored
+    _, queries = statements_during(app, lambda: [list_of(client, auth_headers) for _ in range(2)])
+    assert queries >= 4
+    with app.app_context():
+        orders.end_order_write(user["id"])
+    assert [item["order_no"] for item in list_of(client, auth_headers)["items"]] == [order["order_no"]]
+    _, queries = statements_during(app, lambda: list_of(client, auth_headers))
+    assert queries == 0
 
 
 def test_the_subject_is_in_the_language_of_the_request(client, auth_headers):
@@ -340,6 +386,7 @@ def test_an_order_expires_after_expire_seconds_and_is_never_shown_pending(make_a
     client, headers = app.test_client(), bearer(user["access_token"])
     order = created(client, headers)
     assert status_of(client, headers, order["order_no"]).get_json()["data"]["status"] == "PENDING"  # cached
+    assert list_of(client, headers, "?status=PENDING")["total"] == 1  # cached too
     time.sleep(1.2)
     assert stored_status(app, order["order_no"]) == "PENDING"  # no sweep has run...
     listed = client.get(f"{ORDER}/list?status=PENDING", headers=headers).get_json()["data"]
@@ -349,6 +396,17 @@ def test_an_order_expires_after_expire_seconds_and_is_never_shown_pending(make_a
     assert stored_status(app, order["order_no"]) == "EXPIRED"
     cancel = client.post(f"{ORDER}/cancel/{order['order_no']}", headers=headers)
     assert cancel.status_code == 409 and cancel.get_json()["data"] == {"status": "EXPIRED"}
+
+
+def test_a_past_due_order_is_listed_among_the_expired_before_any_sweep(make_app, user):
+    app = make_app(order__expire_seconds=1)
+    client, headers = app.test_client(), bearer(user["access_token"])
+    order = created(client, headers)
+    assert list_of(client, headers, "?status=EXPIRED")["total"] == 0
+    time.sleep(1.2)
+    expired = list_of(client, headers, "?status=EXPIRED")
+    assert [(item["order_no"], item["status"]) for item in expired["items"]] == [(order["order_no"], "EXPIRED")]
+    assert expired["total"] == 1 and stored_status(app, order["order_no"]) == "EXPIRED"
 
 
 def test_expire_orders_sweeps_every_past_due_order_in_batches(app, make_app, user):

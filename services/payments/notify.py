@@ -48,7 +48,7 @@ def _record(provider: str, notification: Notification) -> Outcome:
         try:
             db.session.commit()
             if outcome == PaymentOutcome.PAID:
-                orders.renew_snapshot(order)
+                orders.end_order_write(order.user_id, order)
             return Outcome(outcome.value, notification.order_no)
         except IntegrityError:  # the same transaction id was stored by a parallel delivery
             db.session.rollback()
