@@ -26,11 +26,18 @@ class UserContext:
     user_id: int
     token: str
     device_id: str | None
-    language: str
-    ip: str
     sid: str
     user: dict[str, Any] = field(repr=False)
     order_snapshot: str = field(default="", repr=False)  # see login_required(order_arg=)
+
+    # Looked up when asked for: most views need neither.
+    @property
+    def language(self) -> str:
+        return str(get_locale())
+
+    @property
+    def ip(self) -> str:
+        return client_ip()
 
 
 def get_current_user(order_no: str | None = None) -> UserContext:
@@ -44,15 +51,14 @@ def get_current_user(order_no: str | None = None) -> UserContext:
     if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
         raise ApiError(codes.AUTH_TOKEN_INVALID)
     claims = _access_claims(token)
-    snapshots = token_store.check_access(claims["uid"], token, order_no)  # one round trip: liveness + user
+    snapshots = token_store.check_access(claims["uid"], token, order_no)  # one round trip: liveness, user, order
     if snapshots is None:
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
     snapshot, order_snapshot = snapshots
     user = json.loads(snapshot) if snapshot else auth.current_snapshot(claims["uid"])
     if user is None:  # the account is gone
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
-    return UserContext(claims["uid"], token, claims.get("device_id"), str(get_locale()), client_ip(),
-                       claims["sid"], user, order_snapshot)
+    return UserContext(claims["uid"], token, claims.get("device_id"), claims["sid"], user, order_snapshot)
 
 
 def _access_claims(token: str) -> dict[str, Any]:

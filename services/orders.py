@@ -167,31 +167,34 @@ def order_status(user_id: int, order_no: str, cached: str) -> OrderModel | Dumpe
     return order
 
 
-def end_order_write(user_id: int, order: OrderModel | None = None) -> None:
-    """After the commit of a change to the user's orders: drop the list pages, and write the
-    order's new snapshot (its status is final after a cancel or a payment) over any stale one.
+def as_shown(order: OrderModel) -> dict[str, Any]:
+    """The order as the API shows it, which is what its snapshot holds."""
+    return _order_schema.dump(order)
 
-    The commit stands whatever Redis says now, so a failure here is logged, not answered: the
+
+def end_order_write(user_id: int, order_no: str | None = None, shown: dict[str, Any] | None = None) -> None:
+    """After the commit of a change to the user's orders: drop the list pages, and write the
+    order's new snapshot, `shown` (made before the commit, so that nothing here waits for the
+    database), over any stale one; its status is final after a cancel or a payment.
+
+    The commit stands whatever Redis says now, so a failure here is logged, not answered. The
     begin_order_write before the commit already keeps readers right, unless one of them read
-    the database in the instant before that commit; what it stored then shows the old state for
+    the database between that begin and the commit; what it stored then shows the old state for
     at most token_store.ORDER_SNAPSHOT_TTL (a status) or ORDER_PAGES_TTL (a list page).
     """
     try:
-        if order is None:
-            token_store.end_order_write(user_id)
-        else:
-            token_store.end_order_write(user_id, order.order_no, _order_schema.dump(order))
-    except redis.RedisError as error:
+        token_store.end_order_write(user_id, order_no, shown)
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as error:
         log.warning("order caches not renewed after a write", extra={"fields": {
-            "user_id": user_id, "order_no": order.order_no if order else None, "error": error.__class__.__name__}})
+            "user_id": user_id, "order_no": order_no, "error": error.__class__.__name__}})
 
 
 def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> dict[str, Any] | Dumped:
     """A page of the user's orders, newest first, optionally of one status.
 
     The first CACHED_PAGES pages of the default size are kept in Redis, each until an order of
-    the user changes (begin_order_write drops them) or the earliest PENDING deadline among the
-    user's orders passes, whichever comes first.
+    the user changes (begin_order_write drops them), the earliest PENDING deadline among the
+    user's orders passes, or token_store.ORDER_PAGES_TTL ends, whichever comes first.
     """
     cacheable = page <= CACHED_PAGES and page_size == DEFAULT_PAGE_SIZE
     if cacheable:
@@ -201,6 +204,10 @@ def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> 
             entry = json.loads(cached)
             if entry["until"] is None or entry["until"] > time.time():
                 return Dumped(entry["page"])
+        # What is stored under version must be read after it: end any transaction an earlier read
+        # of this request began (the user's row, when its snapshot had left Redis), whose view of
+        # the database may predate a write that has ended since.
+        db.session.rollback()
     total, due, deadline = _count_due_and_deadline(user_id, status)
     if due:  # rare: expire them first, so that no past-due order is listed or counted as PENDING
         _expire_due_of_user(user_id)
@@ -238,7 +245,7 @@ def _expire_due_of_user(user_id: int) -> None:
         db.session.commit()
 
 
-def cancel_order(user_id: int, order_no: str) -> OrderModel:
+def cancel_order(user_id: int, order_no: str) -> Dumped:
     """PENDING -> CANCELLED, or 409 when a payment, an expiry or another cancel got there first."""
     order = get_order(user_id, order_no)
     now = utcnow()
@@ -247,10 +254,12 @@ def cancel_order(user_id: int, order_no: str) -> OrderModel:
     if result.rowcount != 1:
         db.session.rollback()
         raise ApiError(codes.ORDER_INVALID_TRANSITION, data={"status": get_order(user_id, order_no).status})
+    db.session.refresh(order)
+    shown = as_shown(order)
     token_store.begin_order_write(user_id, order_no)  # a Redis that cannot hear it stops the cancel here
     db.session.commit()
-    end_order_write(user_id, order)
-    return order
+    end_order_write(user_id, order_no, shown)
+    return Dumped(shown)
 
 
 def lock_for_payment(order_no: str) -> OrderModel | None:
@@ -276,6 +285,7 @@ def apply_payment(order: OrderModel, provider: str, notification: Notification) 
     # Before the caller's commit (then end_order_write): a Redis that cannot hear it fails the
     # notification before anything is stored, and the provider delivers it again later.
     token_store.begin_order_write(order.user_id, order.order_no)
+    db.session.refresh(order)  # PAID, for the snapshot the caller writes after its commit
     return PaymentOutcome.PAID
 
 

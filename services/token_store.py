@@ -21,8 +21,9 @@ Cluster slot and every script below touches one slot only):
                                    order list, TTL ORDER_PAGES_TTL from the version's start; a page
                                    read from the database is stored only under the version that
                                    was current before the read, and only while no write is open
-    order_writes:{uid}       string, TTL ORDER_PAGES_TTL: an order write of the user is open
-                                   (between its begin_order_write and its end_order_write)
+    order_writes:{uid}       counter of the user's open order writes (begin_order_write adds one,
+                                   end_order_write takes it back), TTL ORDER_PAGES_TTL from the
+                                   last begin, so that a write that never ended stops no one for long
 
 Per email (``{email}`` again a hash tag):
 
@@ -45,11 +46,12 @@ from typing import Any
 
 from extensions import redis_store
 
-# How long an order's snapshot outlives its last read. Only a write whose Redis call failed
-# after its commit can leave one stale (services/orders.py), and then for no longer than this.
+# How long an order's snapshot is kept after it was written (a read does not extend it). Only a
+# write whose Redis call failed after its commit can leave one stale (services/orders.py), and
+# then for no longer than this.
 ORDER_SNAPSHOT_TTL = 600
-# How long a version of a user's cached list pages lasts: the bound on a stale page when a
-# write's Redis call failed after its commit, and on a write marker left by a failed write.
+# How long a version of a user's cached list pages lasts, whatever happens: the bound on a page
+# left stale by a failed Redis call, and on the write count left by a write that never ended.
 ORDER_PAGES_TTL = 60
 
 # Lua helpers shared by the scripts. KEYS order for per-user scripts:
@@ -179,6 +181,17 @@ if not exp or tonumber(exp) <= tonumber(ARGV[2]) then return false end
 return {redis.call('GET', KEYS[2]) or '', KEYS[3] and redis.call('GET', KEYS[3]) or ''}
 """
 
+# KEYS: order_pages. ARGV: field, a new version, ttl. Returns {page or '', the current version}.
+_READ_ORDER_PAGE = """
+local version = redis.call('HGET', KEYS[1], 'v')
+if not version then
+  version = ARGV[2]
+  redis.call('HSET', KEYS[1], 'v', version)
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return {redis.call('HGET', KEYS[1], ARGV[1]) or '', version}
+"""
+
 # KEYS: order_pages, order_writes. ARGV: field, version read before the page, page JSON.
 _SAVE_ORDER_PAGE = """
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('HGET', KEYS[1], 'v') ~= ARGV[2] then return 0 end
@@ -189,14 +202,17 @@ return 1
 # KEYS: order_pages, order_writes[, order snapshot]. ARGV: ttl.
 _BEGIN_ORDER_WRITE = """
 redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
 if KEYS[3] then redis.call('DEL', KEYS[3]) end
 return 1
 """
 
 # KEYS: order_pages, order_writes[, order snapshot]. ARGV: [snapshot JSON, its ttl].
 _END_ORDER_WRITE = """
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1])
+-- a count that expired while its write was open comes back as -1: gone all the same
+if redis.call('DECR', KEYS[2]) <= 0 then redis.call('DEL', KEYS[2]) end
 if KEYS[3] then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2]) end
 return 1
 """
@@ -360,14 +376,9 @@ def save_order_snapshot(user_id: int, order_no: str, snapshot: dict[str, Any], f
 
 def read_order_page(user_id: int, field: str) -> tuple[str, str]:
     """(the cached list page field, '' if none; the version a page read now may be stored under)."""
-    pages = _user_keys(user_id, ("order_pages:",))[0]
-    pipe = redis_store.client.pipeline(transaction=False)
-    pipe.hget(pages, field)
-    pipe.hsetnx(pages, "v", secrets.token_hex(8))
-    pipe.hget(pages, "v")
-    pipe.expire(pages, ORDER_PAGES_TTL, nx=True)
-    page, _, version, _ = pipe.execute()
-    return page or "", version
+    page, version = _run(_READ_ORDER_PAGE, _user_keys(user_id, ("order_pages:",)), field, secrets.token_hex(8),
+                         ORDER_PAGES_TTL)
+    return page, version
 
 
 def save_order_page(user_id: int, field: str, version: str, page: dict[str, Any]) -> bool:
@@ -378,14 +389,15 @@ def save_order_page(user_id: int, field: str, version: str, page: dict[str, Any]
 
 def begin_order_write(user_id: int, order_no: str | None = None) -> None:
     """Before the commit of a change to the user's orders (order_no: the changed one): drop what
-    readers would otherwise go on seeing, and keep them from storing pages until the end."""
+    readers would otherwise go on seeing, and keep them from storing pages until every write of
+    the user that began has ended."""
     keys = _user_keys(user_id, ("order_pages:", "order_writes:"))
     _run(_BEGIN_ORDER_WRITE, keys + ([_order_key(user_id, order_no)] if order_no else []), ORDER_PAGES_TTL)
 
 
 def end_order_write(user_id: int, order_no: str | None = None, snapshot: dict[str, Any] | None = None) -> None:
-    """After the commit: drop the pages a reader stored meanwhile, reopen storing, and write the
-    order's new (final) snapshot over anything a reader stored meanwhile."""
+    """After the commit: drop the pages a reader stored meanwhile, end this write's hold on
+    storing, and write the order's new (final) snapshot over anything a reader stored meanwhile."""
     keys = _user_keys(user_id, ("order_pages:", "order_writes:"))
     if snapshot is None:
         _run(_END_ORDER_WRITE, keys)

@@ -1,5 +1,5 @@
-"""The token store, rate limits and email codes on a real 3-master Redis Cluster,
-with no code path of their own: the auth test suite runs unchanged against it."""
+"""The token store, rate limits, email codes and order caches on a real 3-master Redis
+Cluster, with no code path of their own: the auth and order suites run unchanged against it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 from tests.live import ROOT, RedisCluster
 
-AUTH_SUITE = ["tests/test_auth.py", "tests/test_tokens.py", "tests/test_email_code.py", "tests/test_commands.py"]
+SUITE = ["tests/test_auth.py", "tests/test_tokens.py", "tests/test_email_code.py", "tests/test_commands.py",
+         "tests/test_orders.py"]
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +22,11 @@ def cluster():
     cluster.cleanup()
 
 
-def test_the_auth_suite_passes_on_redis_cluster(cluster):
+def test_the_auth_and_order_suites_pass_on_redis_cluster(cluster):
     env = {**os.environ, "APP__REDIS__URL": cluster.url, "APP__REDIS__CLUSTER": "true",
            "TEST_RUN_ID": f"cluster{os.getpid()}"}
     result = subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-x", "-p", "no:cacheprovider",
-                             *AUTH_SUITE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                             *SUITE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary and "skipped" not in summary, summary
@@ -44,7 +45,9 @@ def test_one_users_keys_share_a_hash_slot(cluster, app):
     import redis
 
     client = redis.RedisCluster.from_url(cluster.url)
-    names = ["access_token", "refresh_token", "refresh_token_old", "refresh_token_used", "session", "user"]
+    names = ["access_token", "refresh_token", "refresh_token_old", "refresh_token_used", "session", "user",
+             "order_pages", "order_writes"]
     slots = {client.keyslot(f"flask_api:{name}:{{42}}") for name in names}
+    slots.add(client.keyslot("flask_api:order:{42}:20261127000000000001"))
     assert len(slots) == 1
     client.close()

@@ -17,7 +17,7 @@ import sqlalchemy
 from sqlalchemy import select, text
 
 import codes
-from extensions import db
+from extensions import db, redis_store
 from models import OrderModel, PaymentModel
 from models.base import utcnow
 from schemas.order import OrderSchema
@@ -215,6 +215,40 @@ def test_a_page_read_before_a_write_began_is_not_stored_after_it(app, client, au
     with app.app_context():
         orders.end_order_write(user["id"])
     assert [item["order_no"] for item in list_of(client, auth_headers)["items"]] == [order["order_no"]]
+    _, queries = statements_during(app, lambda: list_of(client, auth_headers))
+    assert queries == 0
+
+
+def test_a_list_read_that_read_the_user_row_first_still_sees_a_create_that_ended_in_between(
+        app, client, auth_headers, user, monkeypatch):
+    created(client, auth_headers)
+    with app.app_context():  # the user's snapshot has left Redis: the next request reads the users table first
+        redis_store.client.delete(redis_store.key(f"user:{{{user['id']}}}"))
+    made = []
+    read_order_page = token_store.read_order_page
+
+    def create_first(user_id, field):  # another device's create runs whole between the two reads
+        if not made:
+            with ThreadPoolExecutor(1) as other_device:
+                made.append(other_device.submit(lambda: created(app.test_client(), auth_headers)).result()["order_no"])
+        return read_order_page(user_id, field)
+
+    monkeypatch.setattr(token_store, "read_order_page", create_first)
+    listed = [item["order_no"] for item in list_of(client, auth_headers)["items"]]
+    monkeypatch.undo()
+    kept = [item["order_no"] for item in list_of(client, auth_headers)["items"]]
+    assert len(made) == 1 and made[0] in listed and kept == listed
+
+
+def test_while_a_write_is_open_another_write_ending_does_not_let_pages_be_stored(app, client, auth_headers, user):
+    with app.app_context():
+        token_store.begin_order_write(user["id"])  # a payment, say, between its begin and its commit
+    created(client, auth_headers)  # a create begins and ends meanwhile
+    _, queries = statements_during(app, lambda: [list_of(client, auth_headers) for _ in range(2)])
+    assert queries >= 4  # nothing was kept: the payment's commit could make any page stale
+    with app.app_context():
+        orders.end_order_write(user["id"])
+    list_of(client, auth_headers)
     _, queries = statements_during(app, lambda: list_of(client, auth_headers))
     assert queries == 0
 
