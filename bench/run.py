@@ -24,8 +24,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import RateLimitsSection, load_config  # noqa: E402
+from scripts.processes import free_port, stop_gracefully  # noqa: E402
 
 BIN = Path(sys.executable).parent
 DURATION = int(os.environ.get("BENCH_DURATION", 8))
@@ -75,12 +74,6 @@ TITLES = {
     "refresh": "POST /auth/refresh",
     "login": "POST /auth/login",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def bench_settings() -> dict[str, str]:
@@ -171,12 +164,7 @@ class Server:
         return rss
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_gracefully(self.process)
 
 
 def prepare_storage(env: dict[str, str]) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from email.message import Message
@@ -21,6 +20,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from config import load_config
 from extensions import db, limiter, redis_store
+from scripts.processes import free_port
 from services import schema
 
 BASE = load_config()
@@ -30,12 +30,6 @@ TEST_DB_URL = make_url(BASE["database"]["url"]).set(
     database=f"{make_url(BASE['database']['url']).database or 'flask_api'}_test_{RUN_ID}"
 ).render_as_string(hide_password=False)
 TEST_PREFIX = f"{BASE['redis']['key_prefix']}test:{RUN_ID}:"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SmtpSink:

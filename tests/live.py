@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +16,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import TEST_DB_URL, TEST_PREFIX, free_port
+from scripts.processes import free_port, stop_gracefully
+from tests.conftest import TEST_DB_URL, TEST_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -66,13 +66,7 @@ class Gunicorn:
         self.process.send_signal(signum)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_gracefully(self.process)
 
     def output(self) -> str:
         return Path(self.log_path).read_text(errors="replace")

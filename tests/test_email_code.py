@@ -5,7 +5,8 @@ import re
 import pytest
 
 import codes
-from tests.conftest import bearer, free_port, register
+from scripts.processes import free_port
+from tests.conftest import bearer, register
 
 AUTH = "/api/client/auth"
 

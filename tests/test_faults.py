@@ -20,8 +20,9 @@ from sqlalchemy import func, select, text
 import codes
 from extensions import db
 from models import OrderModel, PaymentModel
+from scripts.processes import free_port
 from services.payments import dev
-from tests.conftest import PASSWORD, bearer, free_port, register
+from tests.conftest import PASSWORD, bearer, register
 from tests.live import BIN, ROOT, Gunicorn, MariaDBServer, RedisServer, wait_until
 
 AUTH = "/api/client/auth"

@@ -24,7 +24,8 @@ import codes
 from config import ConfigError
 from extensions import db
 from models import PaymentModel
-from tests.conftest import bearer, free_port
+from scripts.processes import free_port
+from tests.conftest import bearer
 from tests.test_orders import ORDER, create, created, dev_signature, notify_dev, payments_of, status_of
 
 # --- dev -----------------------------------------------------------------------------------------
