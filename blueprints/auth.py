@@ -19,6 +19,7 @@ from schemas.auth import (
     UserSchema,
     VerifyCodeSchema,
 )
+from schemas.common import Dumped
 from services import auth
 
 bp = Blueprint("auth", __name__, url_prefix="/api/client/auth")
@@ -85,7 +86,7 @@ def logout(body):
 @response(UserSchema)
 def me():
     """The signed-in user."""
-    return current_user().user
+    return Dumped(current_user().user)  # the snapshot is kept in UserSchema's form
 
 
 @bp.post("/send-email-code")

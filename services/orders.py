@@ -118,9 +118,7 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
         # Every field the answer shows was set here: detached, the order keeps them through the
         # commit instead of being expired by it and read back with another query.
         db.session.expunge(order)
-        token_store.begin_order_write(user_id)  # a Redis that cannot hear it stops the insert here
-        db.session.commit()
-        end_order_write(user_id)
+        commit_order_write(user_id)
         return order, True
     raise AssertionError("unreachable")
 
@@ -149,7 +147,7 @@ def get_order(user_id: int, order_no: str) -> OrderModel:
     return order
 
 
-def order_status(user_id: int, order_no: str, cached: str) -> OrderModel | Dumped:
+def order_status(user_id: int, order_no: str, cached: str) -> Dumped:
     """get_order, answered from the order's snapshot when the caller fetched one (cached, '' if none).
 
     The snapshot in Redis is the order as the API shows it. Whoever moves an order before its
@@ -162,26 +160,43 @@ def order_status(user_id: int, order_no: str, cached: str) -> OrderModel | Dumpe
         if snapshot["status"] != OrderStatus.PENDING or datetime.fromisoformat(snapshot["expires_at"]) > utcnow():
             return Dumped(snapshot)
     order = get_order(user_id, order_no)
-    token_store.save_order_snapshot(order.user_id, order.order_no, _order_schema.dump(order),
-                                    final=order.status != OrderStatus.PENDING)
-    return order
+    shown = _as_shown(order)
+    token_store.save_order_snapshot(user_id, order_no, shown, final=order.status != OrderStatus.PENDING)
+    return Dumped(shown)
 
 
-def as_shown(order: OrderModel) -> dict[str, Any]:
+def _as_shown(order: OrderModel) -> dict[str, Any]:
     """The order as the API shows it, which is what its snapshot holds."""
     return _order_schema.dump(order)
 
 
-def end_order_write(user_id: int, order_no: str | None = None, shown: dict[str, Any] | None = None) -> None:
-    """After the commit of a change to the user's orders: drop the list pages, and write the
-    order's new snapshot, `shown` (made before the commit, so that nothing here waits for the
-    database), over any stale one; its status is final after a cancel or a payment.
+def commit_order_write(user_id: int, order: OrderModel | None = None) -> dict[str, Any] | None:
+    """Commit a change to the user's orders, with the Redis copies kept right around it; for a
+    change to one order (a cancel, a payment), returns that order as now shown.
 
-    The commit stands whatever Redis says now, so a failure here is logged, not answered. The
-    begin_order_write before the commit already keeps readers right, unless one of them read
-    the database between that begin and the commit; what it stored then shows the old state for
-    at most token_store.ORDER_SNAPSHOT_TTL (a status) or ORDER_PAGES_TTL (a list page).
+    Before the commit, begin_order_write drops the user's list pages and the order's snapshot and
+    holds readers from storing pages: a Redis that cannot hear it stops the write uncommitted.
+    After it, end_order_write drops the pages again, ends the hold, and writes the order's new
+    snapshot (made before the commit, which expires the order) over any a reader stored meanwhile.
+    The commit stands whatever Redis says then, so that failure is logged, not answered: at worst
+    a status snapshot that a reader stored between begin and commit shows the old state until
+    token_store.ORDER_SNAPSHOT_TTL (pages stay held back until ORDER_PAGES_TTL).
     """
+    order_no = shown = None
+    if order is not None:
+        db.session.refresh(order)  # the transition's UPDATE went around the instance
+        order_no, shown = order.order_no, _as_shown(order)
+    token_store.begin_order_write(user_id, order_no)
+    try:
+        db.session.commit()
+    except Exception:
+        _end_order_write(user_id)  # nothing changed: only the hold ends
+        raise
+    _end_order_write(user_id, order_no, shown)
+    return shown
+
+
+def _end_order_write(user_id: int, order_no: str | None = None, shown: dict[str, Any] | None = None) -> None:
     try:
         token_store.end_order_write(user_id, order_no, shown)
     except (redis.RedisError, redis.exceptions.RedisClusterException) as error:
@@ -237,7 +252,8 @@ def _count_due_and_deadline(user_id: int, status: str | None) -> tuple[int, int,
 
 def _expire_due_of_user(user_id: int) -> None:
     now = utcnow()
-    # A plain read first: most lists have nothing due, and then no row is locked.
+    # A plain read for the ids, then the update through the primary key: the lock order of every
+    # single-order path (see expire_due_orders).
     due = db.session.scalars(select(OrderModel.id).where(
         OrderModel.user_id == user_id, OrderModel.status == OrderStatus.PENDING, OrderModel.expires_at <= now)).all()
     if due:
@@ -254,12 +270,7 @@ def cancel_order(user_id: int, order_no: str) -> Dumped:
     if result.rowcount != 1:
         db.session.rollback()
         raise ApiError(codes.ORDER_INVALID_TRANSITION, data={"status": get_order(user_id, order_no).status})
-    db.session.refresh(order)
-    shown = as_shown(order)
-    token_store.begin_order_write(user_id, order_no)  # a Redis that cannot hear it stops the cancel here
-    db.session.commit()
-    end_order_write(user_id, order_no, shown)
-    return Dumped(shown)
+    return Dumped(commit_order_write(user_id, order))
 
 
 def lock_for_payment(order_no: str) -> OrderModel | None:
@@ -279,14 +290,8 @@ def apply_payment(order: OrderModel, provider: str, notification: Notification) 
     result = db.session.execute(OrderModel.transition_rows(
         [order.id], OrderStatus.PAID, paid_at=now, payment_provider=provider,
         transaction_id=notification.transaction_id))
-    if result.rowcount != 1:
-        # Not PENDING (paid by another transaction, cancelled, expired): keep the money on record for a refund.
-        return PaymentOutcome.NEEDS_REFUND
-    # Before the caller's commit (then end_order_write): a Redis that cannot hear it fails the
-    # notification before anything is stored, and the provider delivers it again later.
-    token_store.begin_order_write(order.user_id, order.order_no)
-    db.session.refresh(order)  # PAID, for the snapshot the caller writes after its commit
-    return PaymentOutcome.PAID
+    # Not PENDING (paid by another transaction, cancelled, expired): keep the money on record for a refund.
+    return PaymentOutcome.PAID if result.rowcount == 1 else PaymentOutcome.NEEDS_REFUND
 
 
 def expire_due_orders(batch_size: int | None = None) -> int:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +50,8 @@ from extensions import redis_store
 # write whose Redis call failed after its commit can leave one stale (services/orders.py), and
 # then for no longer than this.
 ORDER_SNAPSHOT_TTL = 600
-# How long a version of a user's cached list pages lasts, whatever happens: the bound on a page
-# left stale by a failed Redis call, and on the write count left by a write that never ended.
+# How long a version of a user's cached list pages lasts, whatever happens, and how long the
+# write count of a write that never ended holds readers back from storing pages.
 ORDER_PAGES_TTL = 60
 
 # Lua helpers shared by the scripts. KEYS order for per-user scripts:
@@ -376,8 +376,9 @@ def save_order_snapshot(user_id: int, order_no: str, snapshot: dict[str, Any], f
 
 def read_order_page(user_id: int, field: str) -> tuple[str, str]:
     """(the cached list page field, '' if none; the version a page read now may be stored under)."""
-    page, version = _run(_READ_ORDER_PAGE, _user_keys(user_id, ("order_pages:",)), field, secrets.token_hex(8),
-                         ORDER_PAGES_TTL)
+    # A version is an identifier, not a secret: random bits need no system call.
+    page, version = _run(_READ_ORDER_PAGE, _user_keys(user_id, ("order_pages:",)), field,
+                         f"{random.getrandbits(64):016x}", ORDER_PAGES_TTL)
     return page, version
 
 

@@ -45,18 +45,15 @@ def _record(provider: str, notification: Notification) -> Outcome:
                                     order_no=notification.order_no, amount=notification.amount,
                                     currency=notification.currency, outcome=outcome.value,
                                     raw_payload=notification.raw))
-        shown = orders.as_shown(order) if outcome == PaymentOutcome.PAID else None  # the commit expires order
         try:
-            db.session.commit()
+            if outcome == PaymentOutcome.PAID:  # what a status or a list shows changes
+                orders.commit_order_write(order.user_id, order)
+            else:
+                db.session.commit()
+            return Outcome(outcome.value, notification.order_no)
         except IntegrityError:  # the same transaction id was stored by a parallel delivery
             db.session.rollback()
-            if shown is not None:
-                orders.end_order_write(order.user_id)  # nothing changed: just close the write
             stored_for = _stored_for(provider, notification.transaction_id)
-        else:
-            if shown is not None:
-                orders.end_order_write(order.user_id, order.order_no, shown)
-            return Outcome(outcome.value, notification.order_no)
     db.session.rollback()
     if stored_for == notification.order_no:
         return Outcome("duplicate", notification.order_no)
