@@ -1,6 +1,6 @@
 # make run: serve the API on 127.0.0.1:8000.  make test: run the test suite.
 # make bench: measure the hot endpoints (see bench/run.py).
-# Both create .venv, install requirements, and start local MariaDB / Redis when
+# Each creates .venv, installs requirements, and starts local MariaDB / Redis when
 # the configured ones do not answer.
 
 PYTHON ?= python3
@@ -23,7 +23,7 @@ setup: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -m venv $(VENV) || { echo "[setup] installing python3-venv"; \
-		apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
+		$(SUDO) apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*

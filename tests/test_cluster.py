@@ -44,10 +44,11 @@ def script_calls(port: int) -> int:
 def test_one_users_keys_share_a_hash_slot(cluster, app):
     import redis
 
+    from services import token_store
+
     client = redis.RedisCluster.from_url(cluster.url)
-    names = ["access_token", "refresh_token", "refresh_token_old", "refresh_token_used", "session", "user",
-             "order_pages", "order_writes"]
-    slots = {client.keyslot(f"flask_api:{name}:{{42}}") for name in names}
-    slots.add(client.keyslot("flask_api:order:{42}:20261127000000000001"))
-    assert len(slots) == 1
+    with app.app_context():  # the key names the token store really uses
+        keys = token_store._user_keys(42, token_store.USER_KEYS + ("order_pages:", "order_writes:"))
+        keys.append(token_store._order_key(42, "20261127000000000001"))
+    assert len({client.keyslot(key) for key in keys}) == 1 and len(keys) == 9
     client.close()

@@ -11,7 +11,7 @@ import requests
 import urllib3
 
 from tests.conftest import PASSWORD
-from tests.live import Gunicorn
+from tests.live import Gunicorn, wait_until
 
 AUTH = "/api/client/auth"
 
@@ -102,7 +102,8 @@ def test_recycling_workers_after_max_requests_cuts_no_request(app):
     server = Gunicorn(workers=2)
     server.env["GUNICORN_MAX_REQUESTS"] = "40"
     with server, Load(server, keep_alive) as kept, Load(server, health, threads=2) as fresh:
-        time.sleep(6)
+        wait_until(lambda: server.output().count("Autorestarting worker") >= 3, seconds=30, what="3 restarts")
+        time.sleep(2)  # and load across the last restart
     restarts = server.output().count("Autorestarting worker")
     print(f"max_requests 40: {restarts} restarts; kept-alive {dict(kept.outcomes)}; fresh {dict(fresh.outcomes)}")
     assert restarts >= 3
