@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from schemas.common import StrictBoolean, Timestamp, length
 
@@ -27,6 +27,17 @@ class NormalizedEmail(fields.Email):
 
 def email_field() -> NormalizedEmail:
     return NormalizedEmail(required=True, validate=length(max=254))
+
+
+_email = email_field()
+
+
+def valid_email(value: Any) -> str | None:
+    """value as an email field would load it, or None if it would refuse it."""
+    try:
+        return _email.deserialize(value)
+    except ValidationError:
+        return None
 
 
 def device_field() -> fields.String:

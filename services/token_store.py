@@ -25,7 +25,8 @@ Cluster slot and every script below touches one slot only):
                                    end_order_write takes it back), TTL ORDER_PAGES_TTL from the
                                    last begin, so that a write that never ended stops no one for long
 
-Per email (``{email}`` again a hash tag):
+Per email (``{email}`` is a hash tag made of email_digest(email): an address can hold braces,
+which would split the tag, and keys need not carry the address itself):
 
     email_code:{email}       hash  {"hash", "attempts"}, TTL auth.email_code_ttl
     email_code_lock:{email}  string, TTL auth.email_code_resend_seconds
@@ -278,8 +279,13 @@ def _order_key(user_id: int, order_no: str) -> str:
     return redis_store.key(f"order:{{{user_id}}}:{order_no}")
 
 
+def email_digest(email: str) -> str:
+    """An email as it appears in keys: fixed length, no hash-tag braces, not the address itself."""
+    return hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
 def _email_key(name: str, email: str) -> str:
-    return redis_store.key(f"{name}:{{{email}}}")
+    return redis_store.key(f"{name}:{{{email_digest(email)}}}")
 
 
 def _run(script: str, keys: list[str], *args: Any) -> Any:

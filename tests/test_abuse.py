@@ -5,7 +5,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from extensions import db
+from extensions import db, redis_store
 from models import UserModel
 
 REGISTER = "/api/client/auth/register"
@@ -78,3 +78,33 @@ def test_unicode_in_nickname_and_password_is_kept_exactly(client):
     assert response.status_code == 201
     assert response.get_json()["data"]["user"]["nickname"] == "小明 🚀"
     assert client.post(LOGIN, json={"email": "u@example.com", "password": "密码密码密码密码"}).status_code == 200
+
+
+def limiter_keys(app) -> list[str]:
+    with app.app_context():
+        return list(redis_store.client.scan_iter(match=redis_store.key("limits*"), count=1000))
+
+
+def test_a_huge_email_never_becomes_a_rate_limit_key(app, client):
+    huge = "a" * 200_000 + "@example.com"
+    for _ in range(3):
+        assert_envelope(client.post(LOGIN, json={"email": huge, "password": "password123"}))
+        assert_envelope(client.post("/api/client/auth/send-email-code", json={"email": huge}))
+    assert max(map(len, limiter_keys(app))) < 300
+
+
+def test_the_per_ip_limit_is_checked_before_an_email_is_remembered(make_app):
+    app = make_app(auth__rate_limits__login_per_ip="2/minute")
+    client = app.test_client()
+    statuses = [client.post(LOGIN, json={"email": f"u{i}@example.com", "password": "password123"}).status_code
+                for i in range(5)]
+    assert statuses == [401, 401, 429, 429, 429]
+    per_email = [key for key in limiter_keys(app) if "email" in key]
+    assert len(per_email) == 2
+
+
+def test_bodies_without_a_valid_email_share_no_per_email_bucket(make_app):
+    client = make_app(auth__rate_limits__login_per_email="2/minute").test_client()
+    bodies = [{"password": "password123"}, {"email": "", "password": "x"}, {"email": "not-an-email", "password": "x"},
+              {"password": "password123"}, {"email": 7}]
+    assert [client.post(LOGIN, json=body).status_code for body in bodies] == [422] * 5

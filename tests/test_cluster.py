@@ -51,4 +51,9 @@ def test_one_users_keys_share_a_hash_slot(cluster, app):
         keys = token_store._user_keys(42, token_store.USER_KEYS + ("order_pages:", "order_writes:"))
         keys.append(token_store._order_key(42, "20261127000000000001"))
     assert len({client.keyslot(key) for key in keys}) == 1 and len(keys) == 9
+    with app.app_context():
+        for email in ("}a@example.com", "a{b}@example.com"):
+            email_keys = [token_store._email_key(name, email)
+                          for name in ("email_code", "email_code_lock", "email_code_failures", "login_failures")]
+            assert len({client.keyslot(key) for key in email_keys}) == 1
     client.close()

@@ -141,3 +141,10 @@ def test_verify_is_rate_limited_per_ip_across_emails(make_app):
     client = make_app(auth__rate_limits__verify_code_per_ip="3/minute").test_client()
     statuses = [verify(client, "123456", f"spray{i}@example.com").status_code for i in range(4)]
     assert statuses == [400, 400, 400, 429]
+
+
+def test_an_address_with_hash_tag_braces_signs_in_by_code(client, smtp):
+    """Braces are valid in an address; the keys of one email must still share one Cluster slot."""
+    for address in ("}bob@example.com", "{a}b@example.com"):
+        assert send_code(client, address).status_code == 200
+        assert verify(client, code_in(smtp.last_to(address)), address).status_code == 200
