@@ -55,8 +55,8 @@ def show_user(email: str) -> None:
         _unknown(email)
     for key, value in auth.public_user(user).items():
         click.echo(f"{key}: {value}")
-    click.echo(f"failed_login_attempts: {user.failed_login_attempts}")
-    click.echo(f"locked_until: {user.locked_until.isoformat() if user.is_locked() else '-'}")
+    click.echo(f"email_verified_at: {user.email_verified_at.isoformat() if user.email_verified_at else '-'}")
+    click.echo(f"locked_for_seconds: {auth.seconds_locked(user.email) or '-'}")
     click.echo(f"live_sessions: {token_store.live_sessions(user.id)}")
 
 

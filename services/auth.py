@@ -8,7 +8,6 @@ import logging
 import secrets
 import smtplib
 import threading
-from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -22,6 +21,7 @@ import codes
 from errors import ApiError
 from extensions import db
 from models import UserModel
+from models.base import utcnow
 from schemas.auth import UserSchema
 from services import mailer, token_store, tokens
 from services.base import BaseService
@@ -41,14 +41,13 @@ def _hash_password(password: str) -> str:
         return hasher.hash(password)
 
 
-@cache
-def _dummy_hash() -> str:
-    """A hash to verify against when the email is unknown, so both cases cost the same."""
-    return _hash_password(secrets.token_hex(16))
+# Verified against when the email has no password, so both cases cost the same. Made at import, so
+# the first such login costs what every other does (and gunicorn's preload makes it once).
+DUMMY_HASH = hasher.hash(secrets.token_hex(16))
 
 
 def _verify_password(password_hash: str | None, password: str) -> bool:
-    against = password_hash or _dummy_hash()
+    against = password_hash or DUMMY_HASH
     try:
         with _argon2_slot:
             return hasher.verify(against, password) and password_hash is not None
@@ -92,10 +91,19 @@ def _start_session(user: UserModel, device_id: str | None) -> dict[str, Any]:
     return {**token_pair(issued), "user": snapshot}
 
 
-def _locked(user: UserModel) -> ApiError:
-    seconds = user.seconds_locked()
+def _locked(seconds: int) -> ApiError:
     return ApiError(codes.AUTH_ACCOUNT_LOCKED, data={"retry_after": seconds},
                     headers={"Retry-After": str(seconds)}, seconds=seconds)
+
+
+def seconds_locked(email: str) -> int:
+    return token_store.login_lock(email, _cfg()["max_failed_logins"])
+
+
+def _refuse_if_locked(email: str) -> None:
+    seconds = seconds_locked(email)
+    if seconds:
+        raise _locked(seconds)
 
 
 def _lock_row(user_id: int) -> UserModel:
@@ -127,45 +135,33 @@ def register(email: str, password: str, nickname: str | None) -> dict[str, Any]:
 
 
 def login(email: str, password: str, device_id: str | None) -> dict[str, Any]:
-    """Password login with lockout; unknown email and wrong password look the same."""
+    """Password login with lockout. An unknown email, a wrong password and an account without
+    one answer, cost and lock alike: the lockout counts by email, in Redis, whatever the email."""
     user = find_user(email)
-    if user is None:
-        _refuse_unknown(email, password)
-    if user.is_locked():
-        raise _locked(user)
-    if not _verify_password(user.password_hash, password):
-        _record_failure(user.id)
-        raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
+    _refuse_if_locked(email)
+    password_hash = user.password_hash if user else None
+    if not _verify_password(password_hash, password):
+        _record_failure(email)
     user = _lock_row(user.id)
-    if user.is_locked():  # locked by a parallel attempt while we verified
+    if user.password_hash != password_hash:  # changed while we verified (the owner proved the mailbox)
         db.session.commit()
-        raise _locked(user)
+        raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
+    _refuse_if_locked(email)  # locked by parallel attempts while we verified
+    token_store.clear_login_failures(email)
     user.record_login()
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hash_password(password)
     return _start_session(user, device_id)
 
 
-def _refuse_unknown(email: str, password: str) -> None:
-    """An email without an account answers, and locks, exactly as one with an account would."""
-    max_failures, lock_seconds = _cfg()["max_failed_logins"], int(_cfg()["lockout_minutes"] * 60)
-    seconds = token_store.unknown_login_lock(email, max_failures)
+def _record_failure(email: str) -> None:
+    """Count one wrong password in one atomic step, so parallel attempts lose no increment and
+    none gets past the lock; always raises."""
+    seconds = token_store.record_login_failure(email, _cfg()["max_failed_logins"],
+                                               int(_cfg()["lockout_minutes"] * 60_000))
     if seconds:
-        raise ApiError(codes.AUTH_ACCOUNT_LOCKED, data={"retry_after": seconds},
-                       headers={"Retry-After": str(seconds)}, seconds=seconds)
-    _verify_password(None, password)  # the same work as a real check
-    token_store.record_unknown_login_failure(email, max_failures, lock_seconds)
+        raise _locked(seconds)
     raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
-
-
-def _record_failure(user_id: int) -> None:
-    """Count one wrong password under a row lock, so parallel attempts lose no increment."""
-    user = _lock_row(user_id)
-    if user.is_locked():
-        db.session.commit()
-        raise _locked(user)
-    user.record_failed_login(_cfg()["max_failed_logins"], _cfg()["lockout_minutes"])
-    db.session.commit()
 
 
 def refresh(refresh_token: str) -> dict[str, Any]:
@@ -236,8 +232,20 @@ def email_code_login(email: str, code: str, device_id: str | None) -> dict[str, 
         raise ApiError(codes.AUTH_EMAIL_CODE_EXPIRED)
     user = find_user(email) or _create_code_user(email)
     user = _lock_row(user.id)
-    user.record_login()  # owning the mailbox also lifts a password lockout
+    if user.email_verified_at is None:
+        _prove_address(user)
+    token_store.clear_login_failures(email)  # owning the mailbox also lifts a password lockout
+    user.record_login()
     return _start_session(user, device_id)
+
+
+def _prove_address(user: UserModel) -> None:
+    """The first code login proves the mailbox. Whoever registered the address before (perhaps
+    not its owner) loses the password and every session; the owner can set a password again."""
+    if user.password_hash is not None:
+        token_store.revoke_all(user.id)
+        user.password_hash = None
+    user.email_verified_at = utcnow()
 
 
 def _create_code_user(email: str) -> UserModel:
@@ -251,7 +259,7 @@ def unlock(email: str) -> UserModel | None:
     """Operator: clear a lockout."""
     user = find_user(email)
     if user is not None:
-        users.update(user, failed_login_attempts=0, locked_until=None)
+        token_store.clear_login_failures(email)
     return user
 
 

@@ -31,7 +31,9 @@ which would split the tag, and keys need not carry the address itself):
     email_code:{email}       hash  {"hash", "attempts"}, TTL auth.email_code_ttl
     email_code_lock:{email}  string, TTL auth.email_code_resend_seconds
     email_code_failures:{email}  counter of wrong codes across resends, TTL auth.email_code_failure_window
-    login_failures:{email}   counter of wrong logins for an email without an account, TTL the lockout
+    login_failures:{email}   counter of wrong password logins, with or without an account, TTL
+                             auth.lockout_minutes from the first failure, and again from the one
+                             that reaches auth.max_failed_logins (which locks the email)
 
 Expired members are trimmed on every write and every key carries a TTL.
 """
@@ -244,12 +246,15 @@ end
 return 'wrong'
 """
 
-# KEYS: login_failures. ARGV: max failures, lock seconds. Counts wrong logins for an email
-# that has no account, so that it locks exactly like one that has.
-_UNKNOWN_LOGIN_FAILURE = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 or count == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return count
+# KEYS: login_failures. ARGV: max failures, lock milliseconds. Counts one wrong login, unless the
+# email is locked already: then returns the milliseconds left. Failures count for the lock's length
+# after the first; the one that reaches max starts the lock.
+_LOGIN_FAILURE = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count >= tonumber(ARGV[1]) then return math.max(1, redis.call('PTTL', KEYS[1])) end
+count = redis.call('INCR', KEYS[1])
+if count == 1 or count == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 """
 
 
@@ -441,16 +446,21 @@ def verify_code(email: str, code_hash: str, max_attempts: int, max_failures: int
     return _run(_VERIFY_CODE, keys, code_hash, max_attempts, max_failures, window)
 
 
-def record_unknown_login_failure(email: str, max_failures: int, lock_seconds: int) -> None:
-    """Count a wrong login for an email without an account, to lock it like a real one."""
-    _run(_UNKNOWN_LOGIN_FAILURE, [_email_key("login_failures", email)], max_failures, lock_seconds)
+def record_login_failure(email: str, max_failures: int, lock_ms: int) -> int:
+    """Count a wrong login; returns 0, or the seconds left if the email was locked already."""
+    ms_left = _run(_LOGIN_FAILURE, [_email_key("login_failures", email)], max_failures, lock_ms)
+    return -(-ms_left // 1000)
 
 
-def unknown_login_lock(email: str, max_failures: int) -> int:
-    """Seconds an email without an account stays 'locked'; 0 when it is not."""
+def login_lock(email: str, max_failures: int) -> int:
+    """Seconds the email stays locked against password logins; 0 when it is not."""
     key = _email_key("login_failures", email)
     pipe = redis_store.client.pipeline(transaction=False)
     pipe.get(key)
-    pipe.ttl(key)
-    count, ttl = pipe.execute()
-    return max(1, ttl) if count and int(count) >= max_failures else 0
+    pipe.pttl(key)
+    count, ms_left = pipe.execute()
+    return max(1, -(-ms_left // 1000)) if count and int(count) >= max_failures else 0
+
+
+def clear_login_failures(email: str) -> None:
+    redis_store.client.delete(_email_key("login_failures", email))

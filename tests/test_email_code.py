@@ -148,3 +148,25 @@ def test_an_address_with_hash_tag_braces_signs_in_by_code(client, smtp):
     for address in ("}bob@example.com", "{a}b@example.com"):
         assert send_code(client, address).status_code == 200
         assert verify(client, code_in(smtp.last_to(address)), address).status_code == 200
+
+
+def test_the_mailbox_owner_ends_the_account_someone_registered_with_their_address(make_app, smtp):
+    client = make_app(auth__email_code_resend_seconds=0).test_client()
+    squatter = register(client, "bob@example.com", "squatter password")
+    assert send_code(client).status_code == 200
+    owner = verify(client, code_in(smtp.last_to("bob@example.com")))
+    assert owner.status_code == 200
+    owner = owner.get_json()["data"]
+    assert owner["user"]["id"] == squatter["user"]["id"]  # the address holds one account: now the owner's
+
+    assert client.get(f"{AUTH}/me", headers=bearer(squatter["access_token"])).status_code == 401
+    assert client.post(f"{AUTH}/refresh", json={"refresh_token": squatter["refresh_token"]}).status_code == 401
+    relogin = client.post(f"{AUTH}/login", json={"email": "bob@example.com", "password": "squatter password"})
+    assert relogin.status_code == 401
+    assert client.get("/api/client/order/list", headers=bearer(owner["access_token"])).status_code == 200
+
+    # once proven, the address is not proven again: a later code login ends no other session
+    assert send_code(client).status_code == 200
+    again = verify(client, code_in(smtp.last_to("bob@example.com")))
+    assert again.status_code == 200
+    assert client.get(f"{AUTH}/me", headers=bearer(owner["access_token"])).status_code == 200

@@ -49,8 +49,8 @@ def test_a_missing_column_is_added_and_other_data_kept(scratch):
     with scratch.app_context(), db.engine.begin() as conn:
         conn.execute(text("ALTER TABLE users DROP COLUMN nickname"))
         conn.execute(text("ALTER TABLE users ADD COLUMN legacy_note VARCHAR(20) NULL"))
-        conn.execute(text("INSERT INTO users (email, login_count, failed_login_attempts, created_at, updated_at)"
-                          " VALUES ('kept@example.com', 0, 0, NOW(), NOW())"))
+        conn.execute(text("INSERT INTO users (email, login_count, created_at, updated_at)"
+                          " VALUES ('kept@example.com', 0, NOW(), NOW())"))
     result = runner.invoke(args=["sync-schema", "--yes"])
     assert result.exit_code == 0, result.output
     assert "add column users.nickname" in result.output
