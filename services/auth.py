@@ -167,8 +167,9 @@ def _record_failure(email: str) -> None:
 def refresh(refresh_token: str) -> dict[str, Any]:
     """Rotate a refresh token: a new pair in the same session, or 401."""
     claims = tokens.decode(refresh_token, "refresh")
-    issued = tokens.issue_pair(claims["uid"], sid=claims["sid"], device_id=claims.get("device_id"))
-    outcome, refresh_to_hand_out = token_store.rotate(claims["uid"], refresh_token, claims["exp"], issued,
+    issued = tokens.issue_pair(claims["uid"], sid=claims["sid"], device_id=claims.get("device_id"),
+                               generation=claims["gen"] + 1)
+    outcome, refresh_to_hand_out = token_store.rotate(claims["uid"], refresh_token, claims["gen"], issued,
                                                       _cfg()["refresh_grace_seconds"], _session_ttl())
     if outcome == "reuse":
         log.warning("refresh token reuse detected: every session revoked",

@@ -5,13 +5,13 @@ Cluster slot and every script below touches one slot only):
 
     access_token:{uid}       zset  md5(access token)  -> expiry (unix seconds)
     refresh_token:{uid}      zset  md5(refresh token) -> expiry
-    refresh_token_old:{uid}  zset  "<sid>:<md5(rotated refresh token)>" -> end of its grace window
-    refresh_token_used:{uid} zset  "<sid>:<md5(rotated refresh token)>" -> the token's own expiry,
-                                   remembered so that a late reuse is recognised as theft
-    refresh_token_next:{uid}:<md5>  string, TTL the grace window: the refresh token that
-                                   replaced <md5>, handed to a racing tab instead of a new one
+    refresh_token_next:{uid}:<sid>  string, TTL the grace window: the refresh token that
+                                   the session's last rotation made, handed to a racing tab
+                                   instead of a new one
     session:{uid}            hash  sid -> {"c": created, "u": last used, "a": [access md5s],
-                                   "r": [live refresh md5s]}
+                                   "r": [live refresh md5s], "g": refresh generation,
+                                   "p": md5 of the refresh token rotated last, "w": end of its
+                                   grace window}; an older generation presented is theft
     user:{uid}               string  JSON snapshot of the public user fields, so that an
                                    authenticated request needs no database query
     order:{uid}:<order_no>   string  JSON of the order as the API shows it, TTL ORDER_SNAPSHOT_TTL,
@@ -58,33 +58,19 @@ ORDER_SNAPSHOT_TTL = 600
 ORDER_PAGES_TTL = 60
 
 # Lua helpers shared by the scripts. KEYS order for per-user scripts:
-# 1 access, 2 refresh, 3 old, 4 used, 5 session, 6 user snapshot, [7 successor of the presented token].
+# 1 access, 2 refresh, 3 session, 4 user snapshot, [5 successor of the presented token's session].
 _COMMON = """
 local MAX_ACCESS_PER_SESSION = 16
 local function trim(now)
-  for i = 1, 4 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now) end
-end
--- Rotated tokens (in their grace window, and remembered for reuse detection) are recorded as
--- "<sid>:<md5>", so that the session record need not list them: it stays small however often
--- the session refreshes, and so does the work of every script. Ending a session finds them by
--- their sid (sids are server-made base64url: no glob characters in the pattern).
-local function forget_rotated(key, sid)
-  local cursor = '0'
-  repeat
-    local page = redis.call('ZSCAN', key, cursor, 'MATCH', sid .. ':*', 'COUNT', 200)
-    cursor = page[1]
-    for i = 1, #page[2], 2 do redis.call('ZREM', key, page[2][i]) end
-  until cursor == '0'
+  for i = 1, 2 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now) end
 end
 local function forget_session(sid)
-  local raw = redis.call('HGET', KEYS[5], sid)
+  local raw = redis.call('HGET', KEYS[3], sid)
   if not raw then return end
   local s = cjson.decode(raw)
   for _, m in ipairs(s.a) do redis.call('ZREM', KEYS[1], m) end
   for _, m in ipairs(s.r) do redis.call('ZREM', KEYS[2], m) end
-  forget_rotated(KEYS[3], sid)
-  forget_rotated(KEYS[4], sid)
-  redis.call('HDEL', KEYS[5], sid)
+  redis.call('HDEL', KEYS[3], sid)
 end
 local function tracked(m)  -- a live refresh token
   return redis.call('ZSCORE', KEYS[2], m)
@@ -95,8 +81,8 @@ end
 local function add_tokens(sid, now, a_md5, a_exp, r_md5, r_exp)
   redis.call('ZADD', KEYS[1], a_exp, a_md5)
   if r_md5 ~= '' then redis.call('ZADD', KEYS[2], r_exp, r_md5) end
-  local raw = redis.call('HGET', KEYS[5], sid)
-  local s = raw and cjson.decode(raw) or {c = now, a = {}, r = {}}
+  local raw = redis.call('HGET', KEYS[3], sid)
+  local s = raw and cjson.decode(raw) or {c = now, g = 0, a = {}, r = {}}
   local live_a, live_r = {a_md5}, {}
   if r_md5 ~= '' then live_r[1] = r_md5 end
   for _, m in ipairs(s.a) do
@@ -106,10 +92,10 @@ local function add_tokens(sid, now, a_md5, a_exp, r_md5, r_exp)
   end
   for _, m in ipairs(s.r) do if tracked(m) then table.insert(live_r, m) end end
   s.a, s.r, s.u = live_a, live_r, now
-  redis.call('HSET', KEYS[5], sid, cjson.encode(s))
+  redis.call('HSET', KEYS[3], sid, cjson.encode(s))
 end
 local function touch(ttl)
-  for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
 end
 """
 
@@ -119,7 +105,7 @@ local now = tonumber(ARGV[1])
 trim(now)
 add_tokens(ARGV[2], now, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 -- Sessions whose refresh tokens all ended are gone; beyond the cap, the least recently used go.
-local sessions = redis.call('HGETALL', KEYS[5])
+local sessions = redis.call('HGETALL', KEYS[3])
 local live = {}
 for i = 1, #sessions, 2 do
   local s = cjson.decode(sessions[i + 1])
@@ -138,38 +124,43 @@ touch(tonumber(ARGV[8]))
 return #live
 """
 
-# ARGV: now, presented md5, presented exp, sid, access md5, access exp, refresh md5, refresh exp,
-#       grace, ttl, the new refresh token. Returns {outcome, successor refresh token or ''}.
+# ARGV: now, presented md5, presented generation, sid, access md5, access exp, refresh md5,
+#       refresh exp, grace, ttl, the new refresh token. Returns {outcome, successor refresh token or ''}.
+# A session's record holds its refresh generation "g" (the gen claim of its live refresh token),
+# and, for the grace window, the previous token "p" and the window's end "w". So reuse detection
+# is constant-size: a presented token of an older generation of a live session is a copy that
+# was rotated already, however long ago.
 _ROTATE = _COMMON + """
 local now = tonumber(ARGV[1])
-local md5, grace = ARGV[2], tonumber(ARGV[9])
-local rotated = ARGV[4] .. ':' .. md5
+local md5, generation, sid, grace = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[9])
+local raw = redis.call('HGET', KEYS[3], sid)
+if not raw then return {'unknown', ''} end  -- never issued, logged out, evicted or expired
+local s = cjson.decode(raw)
+local current = s.g or 0
 local live = redis.call('ZSCORE', KEYS[2], md5)
-if live and tonumber(live) > now then
+if generation == current and live and tonumber(live) > now then
   redis.call('ZREM', KEYS[2], md5)
-  redis.call('ZADD', KEYS[3], now + grace, rotated)
-  redis.call('ZADD', KEYS[4], ARGV[3], rotated)
-  if grace > 0 then redis.call('SET', KEYS[7], ARGV[11], 'EX', grace) end
+  s.g, s.p, s.w = current + 1, md5, now + grace
+  redis.call('HSET', KEYS[3], sid, cjson.encode(s))
+  if grace > 0 then redis.call('SET', KEYS[5], ARGV[11], 'EX', grace) end
   trim(now)
-  add_tokens(ARGV[4], now, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+  add_tokens(sid, now, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
   touch(tonumber(ARGV[10]))
   return {'rotated', ''}
 end
-local in_grace = redis.call('ZSCORE', KEYS[3], rotated)
-local successor = redis.call('GET', KEYS[7])
-if in_grace and tonumber(in_grace) > now and successor then
+local successor = md5 == s.p and now < (s.w or 0) and redis.call('GET', KEYS[5])
+if successor then
   -- A racing tab: a new access token, and the refresh token the first rotation made, so that
   -- the session still has one refresh chain and a thief's copy is caught at its next use.
   trim(now)
-  add_tokens(ARGV[4], now, ARGV[5], ARGV[6], '', 0)
+  add_tokens(sid, now, ARGV[5], ARGV[6], '', 0)
   touch(tonumber(ARGV[10]))
   return {'grace', successor}
 end
-local used = redis.call('ZSCORE', KEYS[4], rotated)
-if used and tonumber(used) > now then
+if generation < current then
   -- Theft: every session ends, and the family is forgotten so that replaying the same
   -- stolen token cannot log the user out again and again.
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[7])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
   return {'reuse', ''}
 end
 return {'unknown', ''}
@@ -272,7 +263,7 @@ class Issued:
     refresh_exp: int
 
 
-USER_KEYS = ("access_token:", "refresh_token:", "refresh_token_old:", "refresh_token_used:", "session:", "user:")
+USER_KEYS = ("access_token:", "refresh_token:", "session:", "user:")
 
 
 def _user_keys(user_id: int, names: tuple[str, ...] = USER_KEYS) -> list[str]:
@@ -307,18 +298,18 @@ def store_issued(user_id: int, issued: Issued, max_sessions: int, ttl: int) -> N
          fingerprint(issued.refresh_token), issued.refresh_exp, max_sessions, ttl)
 
 
-def rotate(user_id: int, presented: str, presented_exp: int, issued: Issued, grace: int,
+def rotate(user_id: int, presented: str, generation: int, issued: Issued, grace: int,
            ttl: int) -> tuple[str, str | None]:
-    """Swap a refresh token for a new pair, atomically; returns (outcome, refresh token to hand out).
+    """Swap a refresh token (of refresh generation `generation`) for a new pair, atomically;
+    returns (outcome, refresh token to hand out).
 
     Outcomes: 'rotated' (first use: the issued pair stands), 'grace' (a repeat inside
     the grace window: the issued access token and the first rotation's refresh
-    token), 'reuse' (a rotated token after its window: every session was revoked)
+    token), 'reuse' (an older generation of a live session: every session was revoked)
     or 'unknown' (never issued, logged out or expired: refused).
     """
-    md5 = fingerprint(presented)
-    keys = [*_user_keys(user_id), redis_store.key(f"refresh_token_next:{{{user_id}}}:{md5}")]
-    outcome, successor = _run(_ROTATE, keys, f"{time.time():.4f}", md5, presented_exp,
+    keys = [*_user_keys(user_id), redis_store.key(f"refresh_token_next:{{{user_id}}}:{issued.sid}")]
+    outcome, successor = _run(_ROTATE, keys, f"{time.time():.4f}", fingerprint(presented), generation,
                               issued.sid, fingerprint(issued.access_token), issued.access_exp,
                               fingerprint(issued.refresh_token), issued.refresh_exp, grace, ttl,
                               issued.refresh_token)
@@ -338,10 +329,9 @@ def revoke_session(user_id: int, sid: str) -> None:
 
 
 def revoke_all(user_id: int) -> None:
-    """Log the user out everywhere. Ended sessions are forgotten, reuse records too: an old
+    """Log the user out everywhere. Ended sessions are forgotten with their generations: an old
     token is then merely unknown, and replaying it cannot end the user's next sessions."""
-    access, refresh, old, used, session, _ = _user_keys(user_id)
-    redis_store.client.delete(access, refresh, old, used, session)
+    redis_store.client.delete(*_user_keys(user_id, ("access_token:", "refresh_token:", "session:")))
 
 
 def forget_user(user_id: int) -> None:
@@ -351,7 +341,7 @@ def forget_user(user_id: int) -> None:
 
 def live_sessions(user_id: int) -> int:
     """Sessions that still hold a live refresh token."""
-    _, refresh, old, _, session, _ = _user_keys(user_id)
+    refresh, session = _user_keys(user_id, ("refresh_token:", "session:"))
     now = time.time()
     count = 0
     for raw in redis_store.client.hvals(session):
@@ -363,17 +353,17 @@ def live_sessions(user_id: int) -> int:
 
 def tracked(user_id: int) -> dict[str, dict[str, float]]:
     """Every tracked member and its score, by set name (for operators and tests)."""
-    names = ("access_token", "refresh_token", "refresh_token_old", "refresh_token_used")
+    names = ("access_token", "refresh_token")
     return {name: dict(redis_store.client.zrange(key, 0, -1, withscores=True))
-            for name, key in zip(names, _user_keys(user_id)[:4], strict=True)}
+            for name, key in zip(names, _user_keys(user_id, (f"{name}:" for name in names)), strict=True)}
 
 
 def save_user_snapshot(user_id: int, snapshot: dict[str, Any], ttl: int) -> None:
-    redis_store.client.set(_user_keys(user_id)[5], json.dumps(snapshot), ex=ttl)
+    redis_store.client.set(_user_keys(user_id, ("user:",))[0], json.dumps(snapshot), ex=ttl)
 
 
 def load_user_snapshot(user_id: int) -> dict[str, Any] | None:
-    raw = redis_store.client.get(_user_keys(user_id)[5])
+    raw = redis_store.client.get(_user_keys(user_id, ("user:",))[0])
     return json.loads(raw) if raw else None
 
 

@@ -16,8 +16,10 @@ from services.token_store import Issued
 REQUIRED_CLAIMS = ["sub", "typ", "jti", "sid", "iat", "exp"]
 
 
-def issue_pair(user_id: int, sid: str | None = None, device_id: str | None = None) -> Issued:
-    """A new access + refresh pair for one login session (a new sid unless given)."""
+def issue_pair(user_id: int, sid: str | None = None, device_id: str | None = None,
+               generation: int = 0) -> Issued:
+    """A new access + refresh pair for one login session (a new sid unless given); the refresh
+    token carries its generation in the session (0 at login, one more at each rotation)."""
     cfg = current_app.config["AUTH"]
     sid = sid or secrets.token_urlsafe(12)
     now = int(time.time())
@@ -27,15 +29,15 @@ def issue_pair(user_id: int, sid: str | None = None, device_id: str | None = Non
         sid=sid,
         access_token=_encode(user_id, "access", sid, device_id, now, access_exp),
         access_exp=access_exp,
-        refresh_token=_encode(user_id, "refresh", sid, device_id, now, refresh_exp),
+        refresh_token=_encode(user_id, "refresh", sid, device_id, now, refresh_exp, gen=generation),
         refresh_exp=refresh_exp,
     )
 
 
-def _encode(user_id: int, typ: str, sid: str, device_id: str | None, now: int, exp: int) -> str:
+def _encode(user_id: int, typ: str, sid: str, device_id: str | None, now: int, exp: int, **extra: Any) -> str:
     cfg = current_app.config["AUTH"]
     claims: dict[str, Any] = {"sub": str(user_id), "typ": typ, "jti": secrets.token_urlsafe(16),
-                              "sid": sid, "iat": now, "exp": exp}
+                              "sid": sid, "iat": now, "exp": exp, **extra}
     if device_id:
         claims["device_id"] = device_id
     return jwt.encode(claims, cfg["jwt_secret"], algorithm=cfg["jwt_algorithm"])
@@ -52,6 +54,9 @@ def decode(token: str, typ: str) -> dict[str, Any]:
     except jwt.InvalidTokenError:
         raise ApiError(codes.AUTH_TOKEN_INVALID) from None
     if claims["typ"] != typ or not str(claims["sub"]).isdigit() or not isinstance(claims["sid"], str):
+        raise ApiError(codes.AUTH_TOKEN_INVALID)
+    claims.setdefault("gen", 0)  # refresh tokens issued before generations were counted
+    if type(claims["gen"]) is not int:
         raise ApiError(codes.AUTH_TOKEN_INVALID)
     claims["uid"] = int(claims["sub"])
     return claims

@@ -11,7 +11,7 @@ import codes
 from extensions import db, redis_store
 from models import UserModel
 from services import token_store
-from tests.conftest import PASSWORD, bearer, register
+from tests.conftest import PASSWORD, TEST_PREFIX, bearer, register
 
 AUTH = "/api/client/auth"
 USER_FIELDS = {"id", "email", "nickname", "login_count", "last_login_at", "created_at"}
@@ -309,15 +309,15 @@ def test_a_session_keeps_its_16_newest_access_tokens(client, user, app):
 
 
 def test_refreshing_in_a_loop_keeps_the_session_record_small(client, user, app):
-    """Rotated tokens in their grace window and reuse records are not listed in the session
-    record, so what Redis keeps and scans per refresh does not grow with the chain."""
+    """The record lists the live refresh token and the 16 newest access tokens, nothing rotated."""
     token = user["refresh_token"]
     for _ in range(30):
         token = refresh(client, token).get_json()["data"]["refresh_token"]
     with app.app_context():
-        [record] = [json.loads(raw) for raw in redis_store.client.hvals(token_store._user_keys(user["id"])[4])]
-    assert record["r"] == [token_store.fingerprint(token)]  # the live refresh token only
-    assert len(record["a"]) == 16
+        sessions = token_store._user_keys(user["id"], ("session:",))[0]
+        [record] = [json.loads(raw) for raw in redis_store.client.hvals(sessions)]
+    assert record["r"] == [token_store.fingerprint(token)]
+    assert len(record["a"]) == 16 and record["g"] == 30
 
 
 def test_a_token_rotated_long_ago_is_still_caught_as_theft(make_app):
@@ -385,3 +385,24 @@ def test_the_hash_an_unknown_email_is_checked_against_is_made_before_the_first_l
     from services import auth
     with pytest.raises(VerifyMismatchError):
         auth.hasher.verify(auth.DUMMY_HASH, PASSWORD)
+
+
+def stored_for(app, user_id) -> dict[str, int]:
+    """Every Redis key of the user and how many members or fields it holds (a string: 1)."""
+    with app.app_context():
+        client = redis_store.client
+        size = {"zset": client.zcard, "hash": client.hlen, "string": lambda key: 1}
+        return {key: size[client.type(key)](key)
+                for key in client.scan_iter(match=f"{TEST_PREFIX}*{{{user_id}}}*", count=1000)}
+
+
+def test_refreshing_in_a_loop_does_not_grow_what_redis_keeps_or_scans(client, user, app):
+    token = user["refresh_token"]
+    sizes = []
+    for rounds in (20, 30):  # by 20 the session holds its 16 newest access tokens
+        for _ in range(rounds):
+            token = refresh(client, token).get_json()["data"]["refresh_token"]
+        sizes.append(stored_for(app, user["id"]))
+    assert sizes[0] == sizes[1]
+    assert refresh(client, user["refresh_token"]).status_code == 401  # and a token from the start is still theft
+    assert refresh(client, token).status_code == 401
