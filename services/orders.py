@@ -56,6 +56,12 @@ def new_order_no(now: datetime) -> str:
     return now.strftime("%Y%m%d") + f"{secrets.randbelow(10**ORDER_NO_DIGITS):0{ORDER_NO_DIGITS}d}"
 
 
+def is_order_no(text: str) -> bool:
+    """An order_no is its digits exactly. The column's collation ignores trailing spaces, so
+    a variant would find the row while every cache key made from it differed."""
+    return len(text) == 8 + ORDER_NO_DIGITS and text.isascii() and text.isdigit()
+
+
 def _fingerprint(product_id: str, quantity: int, provider: str) -> str:
     canonical = json.dumps({"product_id": product_id, "quantity": quantity, "provider": provider}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -125,6 +131,8 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
 
 def _owned(user_id: int, order_no: str) -> OrderModel:
     """The user's order; another user's order answers exactly like a missing one."""
+    if not is_order_no(order_no):
+        raise ApiError(codes.ORDER_NOT_FOUND)
     order = db.session.scalar(select(OrderModel).where(OrderModel.order_no == order_no,
                                                        OrderModel.user_id == user_id))
     if order is None:
@@ -161,7 +169,7 @@ def order_status(user_id: int, order_no: str, cached: str) -> Dumped:
             return Dumped(snapshot)
     order = get_order(user_id, order_no)
     shown = _as_shown(order)
-    token_store.save_order_snapshot(user_id, order_no, shown, final=order.status != OrderStatus.PENDING)
+    token_store.save_order_snapshot(user_id, order.order_no, shown, final=order.status != OrderStatus.PENDING)
     return Dumped(shown)
 
 
@@ -275,6 +283,8 @@ def cancel_order(user_id: int, order_no: str) -> Dumped:
 
 def lock_for_payment(order_no: str) -> OrderModel | None:
     """The order's latest row, locked until the caller's commit (SELECT ... FOR UPDATE)."""
+    if not is_order_no(order_no):
+        return None
     return db.session.scalar(select(OrderModel).where(OrderModel.order_no == order_no)
                              .with_for_update().execution_options(populate_existing=True))
 
@@ -316,4 +326,4 @@ def expire_due_orders(batch_size: int | None = None) -> int:
 
 def find_order(order_no: str) -> OrderModel | None:
     """Any user's order, for operator commands."""
-    return _orders.get_by(order_no=order_no)
+    return _orders.get_by(order_no=order_no) if is_order_no(order_no) else None

@@ -573,3 +573,20 @@ def test_orders_table_has_the_indexes_the_queries_need(app):
     assert indexes["ix_orders_user_created"] == ["user_id", "created_at"]
     assert indexes["ix_orders_status_expires"] == ["status", "expires_at"]
     assert indexes["uq_orders_user_idempotency_key"] == ["user_id", "idempotency_key"]
+
+
+def test_an_order_no_spelled_otherwise_names_no_order_and_the_status_follows_the_payment(app, client, auth_headers):
+    """The column's collation ignores trailing spaces; an order_no is its 20 digits exactly."""
+    order_no = created(client, auth_headers)["order_no"]
+    missing = status_of(client, auth_headers, "20990101000000000000").get_json()
+    for variant in (order_no + "%20", order_no + "%20%20", "%20" + order_no, order_no + "0", order_no[:-1]):
+        assert status_of(client, auth_headers, variant).get_json() == missing
+        assert client.post(f"{ORDER}/cancel/{variant}", headers=auth_headers).get_json() == missing
+    misspelled = notify_dev(client, app, order_no + " ", 990, transaction_id="dev_txn_variant")
+    assert misspelled.get_json()["code"] == codes.ORDER_NOT_FOUND.code
+    assert stored_status(app, order_no) == "PENDING"
+
+    assert notify_dev(client, app, order_no, 990).status_code == 200
+    for spelling in (order_no, order_no + "%20"):
+        status_of(client, auth_headers, spelling)
+    assert status_of(client, auth_headers, order_no).get_json()["data"]["status"] == "PAID"
