@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 import codes
@@ -329,15 +329,17 @@ def test_checkout_session_creation_reaches_stripe_with_the_amount_and_order_no(s
     form = sent["form"]
     assert sent["path"] == "/v1/checkout/sessions"
     assert sent["headers"]["Authorization"] == f"Bearer {STRIPE_KEY}"
-    assert sent["headers"]["Idempotency-Key"] == f"checkout-{order['order_no']}"
+    assert sent["headers"]["Idempotency-Key"] == f"checkout-{order['order_no']}-{sent['form']['expires_at']}"
     assert form["metadata[order_no]"] == order["order_no"] == form["client_reference_id"]
     unit, quantity = int(form["line_items[0][price_data][unit_amount]"]), int(form["line_items[0][quantity]"])
     assert unit * quantity == order["amount"] == 2 * 2990
     assert form["line_items[0][price_data][currency]"] == "cny"
     assert form["mode"] == "payment"
-    # 30 min orders are shorter than Stripe's shortest session: it ends as soon after as Stripe allows
-    created_at = datetime.fromisoformat(order["created_at"])
-    assert int(form["expires_at"]) == int(created_at.timestamp() + 31 * 60)
+    # 30 min orders are shorter than Stripe's shortest session: it ends as soon after as Stripe
+    # allows, rounded up to 5 minutes so that a retry soon after sends the same params
+    created_at = datetime.fromisoformat(order["created_at"]).timestamp()
+    assert created_at + 31 * 60 <= int(form["expires_at"]) <= created_at + 36 * 60
+    assert int(form["expires_at"]) % 300 == 0
 
 
 def test_a_checkout_session_expires_with_its_order_when_stripe_allows_it(make_app, stripe_stub, user):
@@ -358,6 +360,25 @@ def test_when_stripe_is_unreachable_the_client_retries_with_its_key_and_gets_the
     assert retried.status_code == 200
     assert retried.get_json()["data"]["order_no"] == failed.get_json()["data"]["order_no"]
     assert retried.get_json()["data"]["payment"]["pay_url"].startswith("https://checkout.stripe.test/")
+
+
+def test_a_retry_late_in_the_orders_life_still_asks_for_a_session_stripe_accepts(
+        app, make_app, stripe_app, stripe_stub, user):
+    """Stripe refuses a session ending less than 30 minutes ahead; the order's own clock may be
+    further along than that when the client retries after a failure."""
+    headers = bearer(user["access_token"])
+    down = make_app(**stripe_settings(f"http://127.0.0.1:{free_port()}"))
+    order_no = create(down.test_client(), headers, provider="stripe", key="late").get_json()["data"]["order_no"]
+    with app.app_context():  # the client comes back 10 minutes later
+        db.session.execute(text("UPDATE orders SET created_at = created_at - INTERVAL 10 MINUTE,"
+                                " expires_at = expires_at - INTERVAL 10 MINUTE WHERE order_no = :no"), {"no": order_no})
+        db.session.commit()
+    retried = create(stripe_app.test_client(), headers, provider="stripe", key="late")
+    assert retried.status_code == 200, retried.get_json()
+    [sent] = stripe_stub.requests
+    assert int(sent["form"]["expires_at"]) >= time.time() + 30 * 60
+    # one idempotency key never travels with two different session ends (Stripe would refuse it)
+    assert sent["headers"]["Idempotency-Key"] == f"checkout-{order_no}-{sent['form']['expires_at']}"
 
 
 def test_a_webhook_signed_the_stripe_way_pays_the_order(stripe_app, user):

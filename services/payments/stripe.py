@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import stripe
@@ -21,11 +22,22 @@ HEADER = "Stripe-Signature"
 PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 # Stripe accepts a session expiry between 30 minutes and 24 hours ahead (with a minute's margin).
 SESSION_EXPIRY = (30 * 60 + 60, 24 * 3600 - 60)
+SESSION_END_STEP = 300  # seconds
 
 
 def _signed_timestamp(header: str) -> int:
     """The t= of a header the stripe package has verified: the first one, as the package reads it."""
     return int(next(item.split("=", 2)[1] for item in header.split(",") if item.split("=", 2)[0] == "t"))
+
+
+def session_end(order: OrderModel, now: float) -> int:
+    """When a Checkout Session for the order ends: with the order, or as close after it as Stripe
+    allows (a session lasts 30 minutes to 24 hours from its creation). Left to Stripe's default of
+    24 h, a buyer could pay a day after the order expired, and every such payment is a refund.
+    When the clock decides (a short order, or a retry late in its life), the end is rounded up to
+    SESSION_END_STEP, so that retries close together send the same params under the same key."""
+    earliest = -(-(now + SESSION_EXPIRY[0]) // SESSION_END_STEP) * SESSION_END_STEP
+    return int(min(max(order.expires_at.timestamp(), earliest), now + SESSION_EXPIRY[1]))
 
 
 class StripeProvider(EnvelopeAnswers):
@@ -45,10 +57,12 @@ class StripeProvider(EnvelopeAnswers):
     def create_payment(self, order: OrderModel) -> PaymentRequest:
         """Create a Checkout Session for the order; the order_no travels in its metadata."""
         try:
+            params = self._session_params(order)
             session = self.client.v1.checkout.sessions.create(
-                params=self._session_params(order),
-                # The same order asks Stripe once, however often the client retries.
-                options={"idempotency_key": f"checkout-{order.order_no}"})
+                params=params,
+                # The same order asks Stripe once, however often the client retries, as long as the
+                # session's end stays the same (Stripe refuses one key with other params).
+                options={"idempotency_key": f"checkout-{order.order_no}-{params['expires_at']}"})
         except stripe.StripeError as exc:
             log.warning("stripe checkout session failed for %s: %s", order.order_no, exc.__class__.__name__)
             raise ApiError(codes.PAYMENT_PROVIDER_ERROR, data={"order_no": order.order_no}) from None
@@ -68,13 +82,7 @@ class StripeProvider(EnvelopeAnswers):
             "success_url": self.success_url.replace("{order_no}", order.order_no),
             "cancel_url": self.cancel_url.replace("{order_no}", order.order_no),
         }
-        # The session ends with the order, or as close after it as Stripe allows (its shortest
-        # session is 30 minutes): left to Stripe's default of 24 h, a buyer could pay a day after the
-        # order expired, and every such payment is a refund. From the order alone, not the clock:
-        # a retry under the same idempotency key must send the same params.
-        lifetime = (order.expires_at - order.created_at).total_seconds()
-        lifetime = min(max(lifetime, SESSION_EXPIRY[0]), SESSION_EXPIRY[1])
-        params["expires_at"] = int(order.created_at.timestamp() + lifetime)
+        params["expires_at"] = session_end(order, time.time())
         return params
 
     def parse_notification(self, body: bytes, headers: Any) -> Notification | None:
