@@ -16,6 +16,7 @@ import models  # noqa: F401  (registers every table with the metadata)
 from blueprints import auth, order, payment, system
 from config import load_config
 from extensions import babel, cors, db, end_db_session, limiter, redis_store, select_locale
+from store import keys
 
 __version__ = "0.1.0"
 
@@ -65,7 +66,7 @@ def configure(app: Flask, config: dict[str, Any]) -> None:
         storage_uri = "redis+cluster://" + storage_uri.split("://", 1)[1].split("/", 1)[0]
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {
-        "key_prefix": redis_cfg["key_prefix"] + "limits",
+        "key_prefix": redis_cfg["key_prefix"] + keys.LIMITER_PREFIX,
         "socket_timeout": redis_cfg["socket_timeout"],
         "socket_connect_timeout": redis_cfg["socket_connect_timeout"],
     }
@@ -91,7 +92,8 @@ def _register_cors(app: Flask) -> None:
 
     Its after-request function matches every response against the resource rules, at about a
     twentieth of an authenticated request; a request without Origin is not cross-origin (no
-    browser asked), and there is nothing for it to add.
+    browser asked), and there is nothing for it to add. flask-cors has no setting for that, and
+    its extension object offers no hook to wrap: so the function init_app registered is replaced.
     """
     cors.init_app(app, resources={r"/api/*": {"origins": app.config["APP"]["cors_origins"]}},
                   expose_headers=["X-Request-ID", "Retry-After"], always_send=False)
@@ -110,8 +112,10 @@ def _drop_idle_limiter_hooks(app: Flask) -> None:
     - at teardown, resetting its per-request state, which lives on the request context and
       ends with it anyway.
 
-    Each removal names the function Flask-Limiter registered: a version that renames one
-    stops the start here (ValueError), instead of silently keeping the cost.
+    Flask-Limiter 4 has no public setting for this (its init_app registers all three whatever
+    the config; the old auto_check switch is gone), and a subclass would override the same
+    private names. Each removal names the function Flask-Limiter registered: a version that
+    renames one stops the start here (ValueError), instead of silently keeping the cost.
     """
     config = app.config
     if not any(config.get(key) for key in ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")):

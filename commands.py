@@ -10,8 +10,9 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from services import auth, orders, token_store
+from services import auth, orders
 from services.payments import dev as dev_payments
+from store import sessions
 
 users = AppGroup("users", help="Operator commands for accounts.")
 
@@ -57,7 +58,7 @@ def show_user(email: str) -> None:
         click.echo(f"{key}: {value}")
     click.echo(f"email_verified_at: {user.email_verified_at.isoformat() if user.email_verified_at else '-'}")
     click.echo(f"locked_for_seconds: {auth.seconds_locked(user.email) or '-'}")
-    click.echo(f"live_sessions: {token_store.live_sessions(user.id)}")
+    click.echo(f"live_sessions: {sessions.live_sessions(user.id)}")
 
 
 @users.command("unlock")

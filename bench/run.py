@@ -257,7 +257,8 @@ def bench_app(env_items: tuple[tuple[str, str], ...]):
 
 def mint_refresh_tokens(env: dict[str, str], user_ids: list[int]) -> list[str]:
     """Fresh sessions for the refresh chains, through the service layer (no argon2 per session)."""
-    from services import token_store, tokens
+    from services import tokens
+    from store import sessions
 
     app = bench_app(tuple(sorted(env.items())))
     cfg = app.config["AUTH"]
@@ -266,8 +267,8 @@ def mint_refresh_tokens(env: dict[str, str], user_ids: list[int]) -> list[str]:
         for user_id in user_ids:
             for _ in range(CHAINS_PER_USER):
                 issued = tokens.issue_pair(user_id)
-                token_store.store_issued(user_id, issued, cfg["max_sessions_per_user"],
-                                         cfg["refresh_token_ttl"] + cfg["refresh_grace_seconds"])
+                sessions.store_issued(user_id, issued, cfg["max_sessions_per_user"],
+                                      cfg["refresh_token_ttl"] + cfg["refresh_grace_seconds"])
                 minted.append(issued.refresh_token)
     return minted
 

@@ -21,7 +21,8 @@ from schemas.auth import (
     valid_email,
 )
 from schemas.common import Dumped
-from services import auth, token_store
+from services import auth
+from store import keys
 
 bp = Blueprint("auth", __name__, url_prefix="/api/client/auth")
 
@@ -41,7 +42,7 @@ def body_email() -> str | None:
 
 def email_key() -> str:
     """A digest, never the address: a limiter key stays small and says nothing about its owner."""
-    return "email:" + token_store.email_digest(body_email())
+    return keys.rate_limit_email(body_email())
 
 
 def per_email(name: str):

@@ -16,7 +16,8 @@ import codes
 from api import mark_authenticated
 from errors import ApiError
 from extensions import client_ip
-from services import auth, orders, token_store, tokens
+from services import auth, orders, tokens
+from store import sessions
 
 MAX_TOKEN_LENGTH = 4096
 
@@ -51,7 +52,7 @@ def get_current_user(order_no: str | None = None) -> UserContext:
     if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
         raise ApiError(codes.AUTH_TOKEN_INVALID)
     claims = _access_claims(token)
-    snapshots = token_store.check_access(claims["uid"], token, order_no)  # one round trip: liveness, user, order
+    snapshots = sessions.check_access(claims["uid"], token, order_no)  # one round trip: liveness, user, order
     if snapshots is None:
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
     snapshot, order_snapshot = snapshots

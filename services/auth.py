@@ -23,9 +23,10 @@ from extensions import db
 from models import UserModel
 from models.base import utcnow
 from schemas.auth import UserSchema
-from services import mailer, token_store, tokens
+from services import mailer, tokens
 from services.base import BaseService
-from services.token_store import Issued
+from store import email_codes, login_failures, sessions, user_snapshot
+from store.sessions import Issued
 
 log = logging.getLogger("flask_api.auth")
 hasher = PasswordHasher()  # argon2id at the library's recommended parameters
@@ -84,9 +85,9 @@ def _start_session(user: UserModel, device_id: str | None) -> dict[str, Any]:
     """
     db.session.flush()
     issued = tokens.issue_pair(user.id, device_id=device_id)
-    token_store.store_issued(user.id, issued, _cfg()["max_sessions_per_user"], _session_ttl())
+    sessions.store_issued(user.id, issued, _cfg()["max_sessions_per_user"], _session_ttl())
     snapshot = public_user(user)
-    token_store.save_user_snapshot(user.id, snapshot, _session_ttl())
+    user_snapshot.save(user.id, snapshot, _session_ttl())
     db.session.commit()
     return {**token_pair(issued), "user": snapshot}
 
@@ -97,7 +98,7 @@ def _locked(seconds: int) -> ApiError:
 
 
 def seconds_locked(email: str) -> int:
-    return token_store.login_lock(email, _cfg()["max_failed_logins"])
+    return login_failures.seconds_locked(email, _cfg()["max_failed_logins"])
 
 
 def _refuse_if_locked(email: str) -> None:
@@ -147,7 +148,7 @@ def login(email: str, password: str, device_id: str | None) -> dict[str, Any]:
         db.session.commit()
         raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
     _refuse_if_locked(email)  # locked by parallel attempts while we verified
-    token_store.clear_login_failures(email)
+    login_failures.clear(email)
     user.record_login()
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hash_password(password)
@@ -157,7 +158,7 @@ def login(email: str, password: str, device_id: str | None) -> dict[str, Any]:
 def _record_failure(email: str) -> None:
     """Count one wrong password in one atomic step, so parallel attempts lose no increment and
     none gets past the lock; always raises."""
-    seconds = token_store.record_login_failure(email, _cfg()["max_failed_logins"],
+    seconds = login_failures.record(email, _cfg()["max_failed_logins"],
                                                int(_cfg()["lockout_minutes"] * 60_000))
     if seconds:
         raise _locked(seconds)
@@ -169,7 +170,7 @@ def refresh(refresh_token: str) -> dict[str, Any]:
     claims = tokens.decode(refresh_token, "refresh")
     issued = tokens.issue_pair(claims["uid"], sid=claims["sid"], device_id=claims.get("device_id"),
                                generation=claims["gen"] + 1)
-    outcome, refresh_to_hand_out = token_store.rotate(claims["uid"], refresh_token, claims["gen"], issued,
+    outcome, refresh_to_hand_out = sessions.rotate(claims["uid"], refresh_token, claims["gen"], issued,
                                                       _cfg()["refresh_grace_seconds"], _session_ttl())
     if outcome == "reuse":
         log.warning("refresh token reuse detected: every session revoked",
@@ -181,9 +182,9 @@ def refresh(refresh_token: str) -> dict[str, Any]:
 
 def logout(user_id: int, sid: str, everywhere: bool) -> None:
     if everywhere:
-        token_store.revoke_all(user_id)
+        sessions.revoke_all(user_id)
     else:
-        token_store.revoke_session(user_id, sid)
+        sessions.revoke_session(user_id, sid)
 
 
 def current_snapshot(user_id: int) -> dict[str, Any] | None:
@@ -192,7 +193,7 @@ def current_snapshot(user_id: int) -> dict[str, Any] | None:
     if user is None:
         return None
     snapshot = public_user(user)
-    token_store.save_user_snapshot(user_id, snapshot, _session_ttl())
+    user_snapshot.save(user_id, snapshot, _session_ttl())
     return snapshot
 
 
@@ -203,19 +204,19 @@ def _code_hash(email: str, code: str) -> str:
 
 def send_email_code(email: str) -> dict[str, int]:
     """Mail a 6-digit code; the answer is the same whether the email has an account or not."""
-    wait = token_store.claim_code_slot(email, _cfg()["email_code_resend_seconds"])
+    wait = email_codes.claim_slot(email, _cfg()["email_code_resend_seconds"])
     if wait:
         raise ApiError(codes.AUTH_EMAIL_CODE_TOO_SOON, data={"retry_after": wait},
                        headers={"Retry-After": str(wait)}, seconds=wait)
     code = f"{secrets.randbelow(1_000_000):06d}"
-    token_store.store_code(email, _code_hash(email, code), _cfg()["email_code_ttl"])
+    email_codes.store(email, _code_hash(email, code), _cfg()["email_code_ttl"])
     minutes = max(1, _cfg()["email_code_ttl"] // 60)
     try:
         mailer.send(email, gettext("Your sign-in code"),
                     gettext("Your sign-in code is %(code)s. It expires in %(minutes)s minutes.",
                             code=code, minutes=minutes))
     except (smtplib.SMTPException, OSError) as exc:
-        token_store.discard_code(email)
+        email_codes.discard(email)
         log.warning("email code not sent: %s", exc.__class__.__name__)
         raise ApiError(codes.AUTH_EMAIL_SEND_FAILED) from None
     return {"resend_after": _cfg()["email_code_resend_seconds"]}
@@ -223,7 +224,7 @@ def send_email_code(email: str) -> dict[str, int]:
 
 def email_code_login(email: str, code: str, device_id: str | None) -> dict[str, Any]:
     """Log in with a mailed code, creating the account on first use."""
-    outcome = token_store.verify_code(email, _code_hash(email, code), _cfg()["email_code_max_attempts"],
+    outcome = email_codes.verify(email, _code_hash(email, code), _cfg()["email_code_max_attempts"],
                                       _cfg()["email_code_max_failures"], _cfg()["email_code_failure_window"])
     if outcome == "wrong":
         raise ApiError(codes.AUTH_EMAIL_CODE_INVALID)
@@ -235,7 +236,7 @@ def email_code_login(email: str, code: str, device_id: str | None) -> dict[str, 
     user = _lock_row(user.id)
     if user.email_verified_at is None:
         _prove_address(user)
-    token_store.clear_login_failures(email)  # owning the mailbox also lifts a password lockout
+    login_failures.clear(email)  # owning the mailbox also lifts a password lockout
     user.record_login()
     return _start_session(user, device_id)
 
@@ -244,7 +245,7 @@ def _prove_address(user: UserModel) -> None:
     """The first code login proves the mailbox. Whoever registered the address before (perhaps
     not its owner) loses the password and every session; the owner can set a password again."""
     if user.password_hash is not None:
-        token_store.revoke_all(user.id)
+        sessions.revoke_all(user.id)
         user.password_hash = None
     user.email_verified_at = utcnow()
 
@@ -260,7 +261,7 @@ def unlock(email: str) -> UserModel | None:
     """Operator: clear a lockout."""
     user = find_user(email)
     if user is not None:
-        token_store.clear_login_failures(email)
+        login_failures.clear(email)
     return user
 
 
@@ -273,9 +274,9 @@ def delete_account(email: str) -> UserModel | None:
     """
     user = find_user(email)
     if user is not None:
-        token_store.forget_user(user.id)
+        sessions.forget_user(user.id)
         users.delete(user)
-        token_store.forget_user(user.id)  # and whatever a login racing with the delete stored
+        sessions.forget_user(user.id)  # and whatever a login racing with the delete stored
     return user
 
 
@@ -283,5 +284,5 @@ def revoke_everywhere(email: str) -> UserModel | None:
     """Operator: log a user out of every session."""
     user = find_user(email)
     if user is not None:
-        token_store.revoke_all(user.id)
+        sessions.revoke_all(user.id)
     return user

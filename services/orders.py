@@ -23,9 +23,10 @@ from models import OrderModel, OrderStatus, PaymentOutcome
 from models.base import utcnow
 from schemas.common import Dumped
 from schemas.order import DEFAULT_PAGE_SIZE, OrderPageSchema, OrderSchema
-from services import catalog, payments, token_store
+from services import catalog, payments
 from services.base import BaseService
 from services.payments.base import Notification, PaymentRequest
+from store import order_cache
 
 ORDER_NO_DIGITS = 12  # after the date: 10^12 numbers a day, so a guess almost never names an order
 INSERT_ATTEMPTS = 3
@@ -169,7 +170,7 @@ def order_status(user_id: int, order_no: str, cached: str) -> Dumped:
             return Dumped(snapshot)
     order = get_order(user_id, order_no)
     shown = _as_shown(order)
-    token_store.save_order_snapshot(user_id, order.order_no, shown, final=order.status != OrderStatus.PENDING)
+    order_cache.save_snapshot(user_id, order.order_no, shown, final=order.status != OrderStatus.PENDING)
     return Dumped(shown)
 
 
@@ -188,13 +189,13 @@ def commit_order_write(user_id: int, order: OrderModel | None = None) -> dict[st
     snapshot (made before the commit, which expires the order) over any a reader stored meanwhile.
     The commit stands whatever Redis says then, so that failure is logged, not answered: at worst
     a status snapshot that a reader stored between begin and commit shows the old state until
-    token_store.ORDER_SNAPSHOT_TTL (pages stay held back until ORDER_PAGES_TTL).
+    order_cache.SNAPSHOT_TTL (pages stay held back until order_cache.PAGES_TTL).
     """
     order_no = shown = None
     if order is not None:
         db.session.refresh(order)  # the transition's UPDATE went around the instance
         order_no, shown = order.order_no, _as_shown(order)
-    token_store.begin_order_write(user_id, order_no)
+    order_cache.begin_write(user_id, order_no)
     try:
         db.session.commit()
     except Exception:
@@ -206,7 +207,7 @@ def commit_order_write(user_id: int, order: OrderModel | None = None) -> dict[st
 
 def _end_order_write(user_id: int, order_no: str | None = None, shown: dict[str, Any] | None = None) -> None:
     try:
-        token_store.end_order_write(user_id, order_no, shown)
+        order_cache.end_write(user_id, order_no, shown)
     except (redis.RedisError, redis.exceptions.RedisClusterException) as error:
         log.warning("order caches not renewed after a write", extra={"fields": {
             "user_id": user_id, "order_no": order_no, "error": error.__class__.__name__}})
@@ -217,12 +218,12 @@ def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> 
 
     The first CACHED_PAGES pages of the default size are kept in Redis, each until an order of
     the user changes (begin_order_write drops them), the earliest PENDING deadline among the
-    user's orders passes, or token_store.ORDER_PAGES_TTL ends, whichever comes first.
+    user's orders passes, or order_cache.PAGES_TTL ends, whichever comes first.
     """
     cacheable = page <= CACHED_PAGES and page_size == DEFAULT_PAGE_SIZE
     if cacheable:
         field = f"{page}:{page_size}:{status or ''}"
-        cached, version = token_store.read_order_page(user_id, field)
+        cached, version = order_cache.read_page(user_id, field)
         if cached:
             entry = json.loads(cached)
             if entry["until"] is None or entry["until"] > time.time():
@@ -241,7 +242,7 @@ def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> 
     if not cacheable:
         return result
     dumped = _page_schema.dump(result)
-    token_store.save_order_page(user_id, field, version, {
+    order_cache.save_page(user_id, field, version, {
         "until": deadline.timestamp() if deadline else None, "page": dumped})
     return Dumped(dumped)
 

@@ -11,7 +11,7 @@ from flask import current_app
 
 import codes
 from errors import ApiError
-from services.token_store import Issued
+from store.sessions import Issued
 
 REQUIRED_CLAIMS = ["sub", "typ", "jti", "sid", "iat", "exp"]
 

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from extensions import db, redis_store
 from models import UserModel
+from store import keys
 
 REGISTER = "/api/client/auth/register"
 LOGIN = "/api/client/auth/login"
@@ -82,7 +83,7 @@ def test_unicode_in_nickname_and_password_is_kept_exactly(client):
 
 def limiter_keys(app) -> list[str]:
     with app.app_context():
-        return list(redis_store.client.scan_iter(match=redis_store.key("limits*"), count=1000))
+        return list(redis_store.client.scan_iter(match=redis_store.key(keys.LIMITER_PREFIX + "*"), count=1000))
 
 
 def test_a_huge_email_never_becomes_a_rate_limit_key(app, client):

@@ -1,6 +1,5 @@
 """Accounts and sessions, told through the HTTP API."""
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,7 +9,7 @@ from sqlalchemy import select
 import codes
 from extensions import db, redis_store
 from models import UserModel
-from services import token_store
+from store import sessions
 from tests.conftest import PASSWORD, TEST_PREFIX, bearer, register
 
 AUTH = "/api/client/auth"
@@ -303,7 +302,7 @@ def test_a_session_keeps_its_16_newest_access_tokens(client, user, app):
         pair = refresh(client, pair["refresh_token"]).get_json()["data"]
         handed_out.append(pair["access_token"])
     with app.app_context():
-        assert len(token_store.tracked(user["id"])["access_token"]) == 16
+        assert len(sessions.tracked(user["id"])["access_token"]) == 16
     assert [me(client, token).status_code for token in handed_out[-16:]] == [200] * 16
     assert me(client, handed_out[0]).status_code == 401
 
@@ -314,9 +313,8 @@ def test_refreshing_in_a_loop_keeps_the_session_record_small(client, user, app):
     for _ in range(30):
         token = refresh(client, token).get_json()["data"]["refresh_token"]
     with app.app_context():
-        sessions = token_store._user_keys(user["id"], ("session:",))[0]
-        [record] = [json.loads(raw) for raw in redis_store.client.hvals(sessions)]
-    assert record["r"] == [token_store.fingerprint(token)]
+        [record] = sessions.session_records(user["id"]).values()
+    assert record["r"] == [sessions.fingerprint(token)]
     assert len(record["a"]) == 16 and record["g"] == 30
 
 

@@ -21,8 +21,9 @@ from extensions import db, redis_store
 from models import OrderModel, PaymentModel
 from models.base import utcnow
 from schemas.order import OrderSchema
-from services import orders, payments, token_store
+from services import orders, payments
 from services.payments.notify import handle_notification
+from store import order_cache, user_snapshot
 from tests.conftest import bearer, register
 from tests.live import wait_until
 
@@ -163,7 +164,7 @@ def test_a_reader_late_with_the_pending_row_cannot_hide_a_payment(app, client, a
     with app.app_context():
         assert stale.status == "PENDING"
         # ...and written to Redis after it, the way a status read stores it: refused, the PAID one stays
-        token_store.save_order_snapshot(user["id"], order["order_no"], OrderSchema().dump(stale), final=False)
+        order_cache.save_snapshot(user["id"], order["order_no"], OrderSchema().dump(stale), final=False)
     assert status_of(client, auth_headers, order["order_no"]).get_json()["data"]["status"] == "PAID"
 
 
@@ -206,11 +207,11 @@ def test_a_cached_list_shows_a_new_order_a_cancel_and_a_payment_at_once(app, cli
 
 def test_a_page_read_before_a_write_began_is_not_stored_after_it(app, client, auth_headers, user):
     with app.app_context():
-        _, version = token_store.read_order_page(user["id"], "1:20:")  # a reader starts...
+        _, version = order_cache.read_page(user["id"], "1:20:")  # a reader starts...
         stale = {"until": None, "page": {"items": [], "total": 0, "page": 1, "page_size": 20}}
     order = created(client, auth_headers)  # ...an order is made meanwhile...
     with app.app_context():
-        assert not token_store.save_order_page(user["id"], "1:20:", version, stale)  # ...its page is refused
+        assert not order_cache.save_page(user["id"], "1:20:", version, stale)  # ...its page is refused
     assert [item["order_no"] for item in list_of(client, auth_headers)["items"]] == [order["order_no"]]
 
 
@@ -218,9 +219,9 @@ def test_a_list_read_that_read_the_user_row_first_still_sees_a_create_that_ended
         app, client, auth_headers, user, monkeypatch):
     created(client, auth_headers)
     with app.app_context():  # the user's snapshot has left Redis: the next request reads the users table first
-        redis_store.client.delete(redis_store.key(f"user:{{{user['id']}}}"))
+        redis_store.client.delete(user_snapshot.SNAPSHOT(user["id"]))
     made = []
-    read_order_page = token_store.read_order_page
+    read_order_page = order_cache.read_page
 
     def create_first(user_id, field):  # another device's create runs whole between the two reads
         if not made:
@@ -228,7 +229,7 @@ def test_a_list_read_that_read_the_user_row_first_still_sees_a_create_that_ended
                 made.append(other_device.submit(lambda: created(app.test_client(), auth_headers)).result()["order_no"])
         return read_order_page(user_id, field)
 
-    monkeypatch.setattr(token_store, "read_order_page", create_first)
+    monkeypatch.setattr(order_cache, "read_page", create_first)
     listed = [item["order_no"] for item in list_of(client, auth_headers)["items"]]
     monkeypatch.undo()
     kept = [item["order_no"] for item in list_of(client, auth_headers)["items"]]
@@ -237,12 +238,12 @@ def test_a_list_read_that_read_the_user_row_first_still_sees_a_create_that_ended
 
 def test_while_a_write_is_open_another_write_ending_does_not_let_pages_be_stored(app, client, auth_headers, user):
     with app.app_context():
-        token_store.begin_order_write(user["id"])  # a payment, say, between its begin and its commit
+        order_cache.begin_write(user["id"])  # a payment, say, between its begin and its commit
     created(client, auth_headers)  # a create begins and ends meanwhile
     _, queries = statements_during(app, lambda: [list_of(client, auth_headers) for _ in range(2)])
     assert queries >= 4  # nothing was kept: the payment's commit could make any page stale
     with app.app_context():
-        token_store.end_order_write(user["id"])
+        order_cache.end_write(user["id"])
     list_of(client, auth_headers)
     _, queries = statements_during(app, lambda: list_of(client, auth_headers))
     assert queries == 0

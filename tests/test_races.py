@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
@@ -13,11 +12,11 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from extensions import db, redis_store
+from extensions import db
 from models import OrderModel, PaymentModel, UserModel
 from services import orders as orders_service
-from services import token_store
 from services.payments import dev
+from store import sessions
 from tests.conftest import PASSWORD
 from tests.live import Gunicorn
 
@@ -49,25 +48,25 @@ def test_fifty_parallel_refreshes_of_one_token_rotate_it_once(app, server):
     issued = [answer.json()["data"] for answer in answers if answer.status_code == 200]
     assert issued, "inside the grace window every racing tab is served"
     with app.app_context():
-        sets = token_store.tracked(user_id)
-    old = token_store.fingerprint(pair["refresh_token"])
+        sets = sessions.tracked(user_id)
+    old = sessions.fingerprint(pair["refresh_token"])
     # one primary rotation: the session moved on by one generation
     with app.app_context():
-        [record] = map(json.loads, redis_store.client.hvals(token_store._user_keys(user_id, ("session:",))[0]))
+        [record] = sessions.session_records(user_id).values()
     assert (record["g"], record["p"]) == (1, old)
     assert old not in sets["refresh_token"]
     # every racing answer continues the one chain: one new refresh token, no stale or duplicate member
     assert {p["refresh_token"] for p in issued} == {issued[0]["refresh_token"]}
-    assert set(sets["refresh_token"]) == {token_store.fingerprint(issued[0]["refresh_token"])}
-    access = {token_store.fingerprint(p["access_token"]) for p in issued}
+    assert set(sets["refresh_token"]) == {sessions.fingerprint(issued[0]["refresh_token"])}
+    access = {sessions.fingerprint(p["access_token"]) for p in issued}
     assert len(access) == len(issued)
-    assert set(sets["access_token"]) <= access | {token_store.fingerprint(pair["access_token"])}
+    assert set(sets["access_token"]) <= access | {sessions.fingerprint(pair["access_token"])}
     assert all(score > time.time() for score in sets["access_token"].values())
 
     assert len(sets["access_token"]) == 16  # a session keeps its 16 newest access tokens
     for p in issued:  # and exactly those work
         me = requests.get(server.url + f"{AUTH}/me", headers={"Authorization": f"Bearer {p['access_token']}"})
-        assert me.status_code == (200 if token_store.fingerprint(p["access_token"]) in sets["access_token"] else 401)
+        assert me.status_code == (200 if sessions.fingerprint(p["access_token"]) in sets["access_token"] else 401)
     last = post(server, f"{AUTH}/refresh", json={"refresh_token": issued[0]["refresh_token"]})
     assert last.status_code == 200, last.json()
 

@@ -118,13 +118,14 @@ def test_a_token_with_extra_claims_that_was_never_issued_is_refused(app, client,
 
 def test_a_refresh_token_from_before_generations_were_counted_still_rotates(app, client, user):
     """Tokens signed before the gen claim existed count as generation 0 of their session."""
-    from services import token_store, tokens
+    from services import tokens
+    from store import sessions
 
     with app.app_context():
         issued = tokens.issue_pair(user["id"])
         legacy_claims = {key: value for key, value in claims_of(issued.refresh_token).items() if key != "gen"}
         legacy = jwt.encode(legacy_claims, app.config["AUTH"]["jwt_secret"], algorithm="HS256")
-        token_store.store_issued(user["id"], replace(issued, refresh_token=legacy), 5, 3600)
+        sessions.store_issued(user["id"], replace(issued, refresh_token=legacy), 5, 3600)
     rotated = client.post("/api/client/auth/refresh", json={"refresh_token": legacy})
     assert rotated.status_code == 200
     assert claims_of(rotated.get_json()["data"]["refresh_token"])["gen"] == 1

@@ -1,0 +1,247 @@
+"""Access and refresh tokens and the sessions they belong to: issue, rotate, check, revoke.
+
+Keys (``{uid}`` is the user's hash tag, see store/keys.py):
+
+    access_token:{uid}       zset  md5(access token) -> expiry (unix seconds)
+    refresh_token:{uid}      zset  md5(refresh token) -> expiry
+    session:{uid}            hash  sid -> {"c": created, "u": last used, "a": [access md5s, at most
+                                   16], "r": [live refresh md5s], "g": refresh generation, "p": md5 of
+                                   the refresh token rotated last, "w": end of its grace window}
+    refresh_token_next:{uid}:<sid>  string, TTL the grace window: the refresh token the session's
+                                   last rotation made, handed to a racing tab instead of a new one
+
+The three per-user keys carry the TTL of the longest session (auth.refresh_token_ttl + grace),
+renewed on every write; expired members are trimmed on every write. A refresh token carries its
+generation in the session (the gen claim), so reuse detection is one field per session however
+long the chain: an older generation presented for a live session is a copy of a rotated token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from extensions import redis_store
+from store import keys, lua, order_cache, user_snapshot
+
+ACCESS = keys.per_user("access_token")
+REFRESH = keys.per_user("refresh_token")
+SESSIONS = keys.per_user("session")
+NEXT_REFRESH = keys.per_user("refresh_token_next", suffix="<sid>")
+
+
+def fingerprint(token: str) -> str:
+    """The seed's member format: md5 of the token (an identifier, not a secret)."""
+    return hashlib.md5(token.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class Issued:
+    sid: str
+    access_token: str
+    access_exp: int
+    refresh_token: str
+    refresh_exp: int
+
+
+# Lua helpers shared by the scripts. KEYS order for per-user scripts:
+# 1 access, 2 refresh, 3 session, 4 user snapshot, [5 successor of the presented token's session].
+_COMMON = """
+local MAX_ACCESS_PER_SESSION = 16
+local function trim(now)
+  for i = 1, 2 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now) end
+end
+local function forget_session(sid)
+  local raw = redis.call('HGET', KEYS[3], sid)
+  if not raw then return end
+  local s = cjson.decode(raw)
+  for _, m in ipairs(s.a) do redis.call('ZREM', KEYS[1], m) end
+  for _, m in ipairs(s.r) do redis.call('ZREM', KEYS[2], m) end
+  redis.call('HDEL', KEYS[3], sid)
+end
+local function tracked(m)  -- a live refresh token
+  return redis.call('ZSCORE', KEYS[2], m)
+end
+-- Record new tokens in a session (r_md5 '' adds an access token only). The record keeps only
+-- members still tracked, newest first, and at most MAX_ACCESS_PER_SESSION access tokens, so that
+-- neither it nor the work of these scripts grows with the number of refreshes.
+local function add_tokens(sid, now, a_md5, a_exp, r_md5, r_exp)
+  redis.call('ZADD', KEYS[1], a_exp, a_md5)
+  if r_md5 ~= '' then redis.call('ZADD', KEYS[2], r_exp, r_md5) end
+  local raw = redis.call('HGET', KEYS[3], sid)
+  local s = raw and cjson.decode(raw) or {c = now, g = 0, a = {}, r = {}}
+  local live_a, live_r = {a_md5}, {}
+  if r_md5 ~= '' then live_r[1] = r_md5 end
+  for _, m in ipairs(s.a) do
+    if redis.call('ZSCORE', KEYS[1], m) then
+      if #live_a < MAX_ACCESS_PER_SESSION then table.insert(live_a, m) else redis.call('ZREM', KEYS[1], m) end
+    end
+  end
+  for _, m in ipairs(s.r) do if tracked(m) then table.insert(live_r, m) end end
+  s.a, s.r, s.u = live_a, live_r, now
+  redis.call('HSET', KEYS[3], sid, cjson.encode(s))
+end
+local function touch(ttl)
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+"""
+
+# ARGV: now, sid, access md5, access exp, refresh md5, refresh exp, max sessions, ttl
+_ISSUE = _COMMON + """
+local now = tonumber(ARGV[1])
+trim(now)
+add_tokens(ARGV[2], now, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+-- Sessions whose refresh tokens all ended are gone; beyond the cap, the least recently used go.
+local sessions = redis.call('HGETALL', KEYS[3])
+local live = {}
+for i = 1, #sessions, 2 do
+  local s = cjson.decode(sessions[i + 1])
+  local alive = false
+  for _, m in ipairs(s.r) do
+    if tracked(m) then alive = true; break end
+  end
+  if alive then table.insert(live, {sid = sessions[i], u = s.u or s.c}) else forget_session(sessions[i]) end
+end
+local cap = tonumber(ARGV[7])
+if #live > cap then
+  table.sort(live, function(x, y) return x.u < y.u end)
+  for i = 1, #live - cap do forget_session(live[i].sid) end
+end
+touch(tonumber(ARGV[8]))
+return #live
+"""
+
+# ARGV: now, presented md5, presented generation, sid, access md5, access exp, refresh md5,
+#       refresh exp, grace, ttl, the new refresh token. Returns {outcome, successor refresh token or ''}.
+# A session's record holds its refresh generation "g" (the gen claim of its live refresh token),
+# and, for the grace window, the previous token "p" and the window's end "w". So reuse detection
+# is constant-size: a presented token of an older generation of a live session is a copy that
+# was rotated already, however long ago.
+_ROTATE = _COMMON + """
+local now = tonumber(ARGV[1])
+local md5, generation, sid, grace = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[9])
+local raw = redis.call('HGET', KEYS[3], sid)
+if not raw then return {'unknown', ''} end  -- never issued, logged out, evicted or expired
+local s = cjson.decode(raw)
+local current = s.g or 0
+local live = redis.call('ZSCORE', KEYS[2], md5)
+if generation == current and live and tonumber(live) > now then
+  redis.call('ZREM', KEYS[2], md5)
+  s.g, s.p, s.w = current + 1, md5, now + grace
+  redis.call('HSET', KEYS[3], sid, cjson.encode(s))
+  if grace > 0 then redis.call('SET', KEYS[5], ARGV[11], 'EX', grace) end
+  trim(now)
+  add_tokens(sid, now, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+  touch(tonumber(ARGV[10]))
+  return {'rotated', ''}
+end
+local successor = md5 == s.p and now < (s.w or 0) and redis.call('GET', KEYS[5])
+if successor then
+  -- A racing tab: a new access token, and the refresh token the first rotation made, so that
+  -- the session still has one refresh chain and a thief's copy is caught at its next use.
+  trim(now)
+  add_tokens(sid, now, ARGV[5], ARGV[6], '', 0)
+  touch(tonumber(ARGV[10]))
+  return {'grace', successor}
+end
+if generation < current then
+  -- Theft: every session ends, and the family is forgotten so that replaying the same
+  -- stolen token cannot log the user out again and again.
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
+  return {'reuse', ''}
+end
+return {'unknown', ''}
+"""
+
+# KEYS: access, user snapshot[, order snapshot] (only what it reads: every authenticated request
+# sends them). ARGV: md5, now. Returns false when the token is not live, else the snapshots ('' if
+# missing).
+_CHECK_ACCESS = """
+local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not exp or tonumber(exp) <= tonumber(ARGV[2]) then return false end
+return {redis.call('GET', KEYS[2]) or '', KEYS[3] and redis.call('GET', KEYS[3]) or ''}
+"""
+
+# ARGV: sid
+_REVOKE_SESSION = _COMMON + """
+forget_session(ARGV[1])
+return 1
+"""
+
+
+def _keys(user_id: int) -> list[str]:
+    """KEYS 1-4 of the scripts above."""
+    return [ACCESS(user_id), REFRESH(user_id), SESSIONS(user_id), user_snapshot.SNAPSHOT(user_id)]
+
+
+def store_issued(user_id: int, issued: Issued, max_sessions: int, ttl: int) -> None:
+    """Track a new login's pair; evict the oldest sessions beyond max_sessions."""
+    lua.run(_ISSUE, _keys(user_id), f"{time.time():.4f}", issued.sid,
+            fingerprint(issued.access_token), issued.access_exp,
+            fingerprint(issued.refresh_token), issued.refresh_exp, max_sessions, ttl)
+
+
+def rotate(user_id: int, presented: str, generation: int, issued: Issued, grace: int,
+           ttl: int) -> tuple[str, str | None]:
+    """Swap a refresh token (of refresh generation `generation`) for a new pair, atomically;
+    returns (outcome, refresh token to hand out).
+
+    Outcomes: 'rotated' (first use: the issued pair stands), 'grace' (a repeat inside
+    the grace window: the issued access token and the first rotation's refresh
+    token), 'reuse' (an older generation of a live session: every session was revoked)
+    or 'unknown' (never issued, logged out or expired: refused).
+    """
+    outcome, successor = lua.run(_ROTATE, [*_keys(user_id), NEXT_REFRESH(user_id, issued.sid)],
+                                 f"{time.time():.4f}", fingerprint(presented), generation,
+                                 issued.sid, fingerprint(issued.access_token), issued.access_exp,
+                                 fingerprint(issued.refresh_token), issued.refresh_exp, grace, ttl,
+                                 issued.refresh_token)
+    return outcome, (successor or issued.refresh_token) if outcome in ("rotated", "grace") else None
+
+
+def check_access(user_id: int, token: str, order_no: str | None = None) -> tuple[str, str] | None:
+    """One round trip: None if the access token is not live, else (the user's snapshot, the
+    snapshot of the user's order order_no), '' for one that is absent or not asked for."""
+    wanted = [ACCESS(user_id), user_snapshot.SNAPSHOT(user_id)]
+    if order_no:
+        wanted.append(order_cache.SNAPSHOT(user_id, order_no))
+    result = lua.run(_CHECK_ACCESS, wanted, fingerprint(token), time.time())
+    return None if result is None else tuple(result)
+
+
+def revoke_session(user_id: int, sid: str) -> None:
+    lua.run(_REVOKE_SESSION, _keys(user_id), sid)
+
+
+def revoke_all(user_id: int) -> None:
+    """Log the user out everywhere. Ended sessions are forgotten with their generations: an old
+    token is then merely unknown, and replaying it cannot end the user's next sessions."""
+    redis_store.client.delete(ACCESS(user_id), REFRESH(user_id), SESSIONS(user_id))
+
+
+def forget_user(user_id: int) -> None:
+    """Revoke everything and drop the snapshot, for an account that is going away."""
+    redis_store.client.delete(*_keys(user_id))
+
+
+def live_sessions(user_id: int) -> int:
+    """Sessions that still hold a live refresh token."""
+    client, refresh, now = redis_store.client, REFRESH(user_id), time.time()
+    count = 0
+    for raw in client.hvals(SESSIONS(user_id)):
+        if any((client.zscore(refresh, m) or 0) > now for m in json.loads(raw)["r"]):
+            count += 1
+    return count
+
+
+def tracked(user_id: int) -> dict[str, dict[str, float]]:
+    """Every tracked member and its score, by set name (for operators and tests)."""
+    client = redis_store.client
+    return {key.name: dict(client.zrange(key(user_id), 0, -1, withscores=True)) for key in (ACCESS, REFRESH)}
+
+
+def session_records(user_id: int) -> dict[str, dict]:
+    """Each session's record by sid (for operators and tests)."""
+    return {sid: json.loads(raw) for sid, raw in redis_store.client.hgetall(SESSIONS(user_id)).items()}
