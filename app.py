@@ -13,7 +13,7 @@ import commands
 import errors
 import logs
 import models  # noqa: F401  (registers every table with the metadata)
-from blueprints import auth, order, payment, system
+from blueprints import account, auth, order, payment, system
 from config import load_config
 from extensions import babel, cors, db, end_db_session, limiter, redis_store, select_locale
 from store import keys
@@ -128,5 +128,5 @@ def _drop_idle_limiter_hooks(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (system, auth, order, payment):
+    for module in (system, auth, account, order, payment):
         app.register_blueprint(module.bp)

@@ -45,6 +45,7 @@ AUTH_EMAIL_CODE_EXPIRED = Code(10016, 400, _l("The verification code has expired
 AUTH_EMAIL_CODE_TOO_SOON = Code(10017, 429, _l("A code was just sent. Request another in %(seconds)s seconds."))
 AUTH_EMAIL_SEND_FAILED = Code(10018, 503, _l("The verification email could not be sent. Try again later."))
 AUTH_EMAIL_CODE_BLOCKED = Code(10019, 429, _l("Too many wrong codes for this email. Try again tomorrow."))
+AUTH_SESSION_NOT_FOUND = Code(10021, 404, _l("Session not found."))
 
 # user
 USER_EMAIL_TAKEN = Code(10101, 409, _l("An account with this email already exists."))

@@ -10,7 +10,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from services import auth, orders
+from services import account, auth, orders
 from services.payments import dev as dev_payments
 from store import sessions
 
@@ -58,7 +58,19 @@ def show_user(email: str) -> None:
         click.echo(f"{key}: {value}")
     click.echo(f"email_verified_at: {user.email_verified_at.isoformat() if user.email_verified_at else '-'}")
     click.echo(f"locked_for_seconds: {auth.seconds_locked(user.email) or '-'}")
-    click.echo(f"live_sessions: {sessions.live_sessions(user.id)}")
+    click.echo(f"live_sessions: {len(sessions.live_sessions(user.id))}")
+
+
+@users.command("sessions")
+@click.argument("email")
+def list_user_sessions(email: str) -> None:
+    """Print the user's live sessions, newest use first."""
+    user = auth.find_user(email.strip().lower())
+    if user is None:
+        _unknown(email)
+    for session in account.list_sessions(user.id, current_sid="")["items"]:
+        click.echo(f"{session['id']}  device={session['device_id'] or '-'}  ip={session['ip'] or '-'}"
+                   f"  created={session['created_at'].isoformat()}  last_used={session['last_used_at'].isoformat()}")
 
 
 @users.command("unlock")

@@ -65,7 +65,7 @@ def no_store(resp: Response) -> Response:
 @arguments(RegisterSchema)
 def register(body):
     """Create an account with email and password; answers a token pair and the user."""
-    return auth.register(body["email"], body["password"], body["nickname"])
+    return auth.register(body["email"], body["password"], body["nickname"], client_ip())
 
 
 @bp.post("/login")
@@ -75,7 +75,7 @@ def register(body):
 @arguments(LoginSchema)
 def login(body):
     """Log in with email and password."""
-    return auth.login(body["email"], body["password"], body["device_id"])
+    return auth.login(body["email"], body["password"], body["device_id"], client_ip())
 
 
 @bp.post("/refresh")
@@ -84,7 +84,7 @@ def login(body):
 @arguments(RefreshSchema)
 def refresh(body):
     """Swap a refresh token for a new pair (rotation with a grace window)."""
-    return auth.refresh(body["refresh_token"])
+    return auth.refresh(body["refresh_token"], client_ip())
 
 
 @bp.post("/logout")
@@ -122,4 +122,4 @@ def send_email_code(body):
 @arguments(VerifyCodeSchema)
 def email_verify_login(body):
     """Log in with an emailed code; the account is created on first use."""
-    return auth.email_code_login(body["email"], body["code"], body["device_id"])
+    return auth.email_code_login(body["email"], body["code"], body["device_id"], client_ip())

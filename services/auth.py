@@ -37,7 +37,7 @@ _user_schema = UserSchema()
 users = BaseService(UserModel)
 
 
-def _hash_password(password: str) -> str:
+def hash_password(password: str) -> str:
     with _argon2_slot:
         return hasher.hash(password)
 
@@ -47,7 +47,7 @@ def _hash_password(password: str) -> str:
 DUMMY_HASH = hasher.hash(secrets.token_hex(16))
 
 
-def _verify_password(password_hash: str | None, password: str) -> bool:
+def verify_password(password_hash: str | None, password: str) -> bool:
     against = password_hash or DUMMY_HASH
     try:
         with _argon2_slot:
@@ -60,7 +60,7 @@ def _cfg() -> dict[str, Any]:
     return current_app.config["AUTH"]
 
 
-def _session_ttl() -> int:
+def session_ttl() -> int:
     return _cfg()["refresh_token_ttl"] + _cfg()["refresh_grace_seconds"]
 
 
@@ -78,16 +78,16 @@ def token_pair(issued: Issued) -> dict[str, Any]:
     }
 
 
-def _start_session(user: UserModel, device_id: str | None) -> dict[str, Any]:
-    """Issue and track a new pair for a user who just proved who they are, then commit.
+def _start_session(user: UserModel, device_id: str | None, ip: str) -> dict[str, Any]:
+    """Issue and track a new pair for a user who just proved who they are (from ip), then commit.
 
     Redis goes first: if it fails, the transaction rolls back and nothing changed.
     """
     db.session.flush()
     issued = tokens.issue_pair(user.id, device_id=device_id)
-    sessions.store_issued(user.id, issued, _cfg()["max_sessions_per_user"], _session_ttl())
+    sessions.store_issued(user.id, issued, _cfg()["max_sessions_per_user"], session_ttl(), ip)
     snapshot = public_user(user)
-    user_snapshot.save(user.id, snapshot, _session_ttl())
+    user_snapshot.save(user.id, snapshot, session_ttl())
     db.session.commit()
     return {**token_pair(issued), "user": snapshot}
 
@@ -101,13 +101,13 @@ def seconds_locked(email: str) -> int:
     return login_failures.seconds_locked(email, _cfg()["max_failed_logins"])
 
 
-def _refuse_if_locked(email: str) -> None:
+def refuse_if_locked(email: str) -> None:
     seconds = seconds_locked(email)
     if seconds:
         raise _locked(seconds)
 
 
-def _lock_row(user_id: int) -> UserModel:
+def lock_row(user_id: int) -> UserModel:
     """The user row, locked for this transaction and freshly read."""
     statement = select(UserModel).where(UserModel.id == user_id).with_for_update()
     user = db.session.execute(statement, execution_options={"populate_existing": True}).scalar_one_or_none()
@@ -120,11 +120,11 @@ def find_user(email: str) -> UserModel | None:
     return users.get_by(email=email)
 
 
-def register(email: str, password: str, nickname: str | None) -> dict[str, Any]:
+def register(email: str, password: str, nickname: str | None, ip: str) -> dict[str, Any]:
     """Create an account and log it in."""
     if find_user(email) is not None:
         raise ApiError(codes.USER_EMAIL_TAKEN)
-    user = UserModel(email=email, password_hash=_hash_password(password), nickname=nickname)
+    user = UserModel(email=email, password_hash=hash_password(password), nickname=nickname)
     user.record_login()
     db.session.add(user)
     try:
@@ -132,30 +132,30 @@ def register(email: str, password: str, nickname: str | None) -> dict[str, Any]:
     except IntegrityError:  # the same email registered by a parallel request
         db.session.rollback()
         raise ApiError(codes.USER_EMAIL_TAKEN) from None
-    return _start_session(user, None)
+    return _start_session(user, None, ip)
 
 
-def login(email: str, password: str, device_id: str | None) -> dict[str, Any]:
+def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str, Any]:
     """Password login with lockout. An unknown email, a wrong password and an account without
     one answer, cost and lock alike: the lockout counts by email, in Redis, whatever the email."""
     user = find_user(email)
-    _refuse_if_locked(email)
+    refuse_if_locked(email)
     password_hash = user.password_hash if user else None
-    if not _verify_password(password_hash, password):
-        _record_failure(email)
-    user = _lock_row(user.id)
+    if not verify_password(password_hash, password):
+        record_failure(email)
+    user = lock_row(user.id)
     if user.password_hash != password_hash:  # changed while we verified (the owner proved the mailbox)
         db.session.commit()
         raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
-    _refuse_if_locked(email)  # locked by parallel attempts while we verified
+    refuse_if_locked(email)  # locked by parallel attempts while we verified
     login_failures.clear(email)
     user.record_login()
     if hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hash_password(password)
-    return _start_session(user, device_id)
+        user.password_hash = hash_password(password)
+    return _start_session(user, device_id, ip)
 
 
-def _record_failure(email: str) -> None:
+def record_failure(email: str) -> None:
     """Count one wrong password in one atomic step, so parallel attempts lose no increment and
     none gets past the lock; always raises."""
     seconds = login_failures.record(email, _cfg()["max_failed_logins"],
@@ -165,13 +165,13 @@ def _record_failure(email: str) -> None:
     raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
 
 
-def refresh(refresh_token: str) -> dict[str, Any]:
+def refresh(refresh_token: str, ip: str) -> dict[str, Any]:
     """Rotate a refresh token: a new pair in the same session, or 401."""
     claims = tokens.decode(refresh_token, "refresh")
     issued = tokens.issue_pair(claims["uid"], sid=claims["sid"], device_id=claims.get("device_id"),
                                generation=claims["gen"] + 1)
     outcome, refresh_to_hand_out = sessions.rotate(claims["uid"], refresh_token, claims["gen"], issued,
-                                                      _cfg()["refresh_grace_seconds"], _session_ttl())
+                                                      _cfg()["refresh_grace_seconds"], session_ttl(), ip)
     if outcome == "reuse":
         log.warning("refresh token reuse detected: every session revoked",
                     extra={"fields": {"user_id": claims["uid"], "sid": claims["sid"]}})
@@ -193,7 +193,7 @@ def current_snapshot(user_id: int) -> dict[str, Any] | None:
     if user is None:
         return None
     snapshot = public_user(user)
-    user_snapshot.save(user_id, snapshot, _session_ttl())
+    user_snapshot.save(user_id, snapshot, session_ttl())
     return snapshot
 
 
@@ -222,7 +222,7 @@ def send_email_code(email: str) -> dict[str, int]:
     return {"resend_after": _cfg()["email_code_resend_seconds"]}
 
 
-def email_code_login(email: str, code: str, device_id: str | None) -> dict[str, Any]:
+def email_code_login(email: str, code: str, device_id: str | None, ip: str) -> dict[str, Any]:
     """Log in with a mailed code, creating the account on first use."""
     outcome = email_codes.verify(email, _code_hash(email, code), _cfg()["email_code_max_attempts"],
                                       _cfg()["email_code_max_failures"], _cfg()["email_code_failure_window"])
@@ -233,12 +233,12 @@ def email_code_login(email: str, code: str, device_id: str | None) -> dict[str, 
     if outcome != "ok":
         raise ApiError(codes.AUTH_EMAIL_CODE_EXPIRED)
     user = find_user(email) or _create_code_user(email)
-    user = _lock_row(user.id)
+    user = lock_row(user.id)
     if user.email_verified_at is None:
         _prove_address(user)
     login_failures.clear(email)  # owning the mailbox also lifts a password lockout
     user.record_login()
-    return _start_session(user, device_id)
+    return _start_session(user, device_id, ip)
 
 
 def _prove_address(user: UserModel) -> None:

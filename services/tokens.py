@@ -31,6 +31,7 @@ def issue_pair(user_id: int, sid: str | None = None, device_id: str | None = Non
         access_exp=access_exp,
         refresh_token=_encode(user_id, "refresh", sid, device_id, now, refresh_exp, gen=generation),
         refresh_exp=refresh_exp,
+        device_id=device_id,
     )
 
 

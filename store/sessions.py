@@ -4,9 +4,10 @@ Keys (``{uid}`` is the user's hash tag, see store/keys.py):
 
     access_token:{uid}       zset  md5(access token) -> expiry (unix seconds)
     refresh_token:{uid}      zset  md5(refresh token) -> expiry
-    session:{uid}            hash  sid -> {"c": created, "u": last used, "a": [access md5s, at most
-                                   16], "r": [live refresh md5s], "g": refresh generation, "p": md5 of
-                                   the refresh token rotated last, "w": end of its grace window}
+    session:{uid}            hash  sid -> {"c": created, "u": last login or refresh, "i": its ip,
+                                   "d": device_id, "a": [access md5s, at most 16], "r": [live refresh
+                                   md5s], "g": refresh generation, "p": md5 of the refresh token
+                                   rotated last, "w": end of its grace window}
     refresh_token_next:{uid}:<sid>  string, TTL the grace window: the refresh token the session's
                                    last rotation made, handed to a racing tab instead of a new one
 
@@ -22,6 +23,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from extensions import redis_store
 from store import keys, lua, order_cache, user_snapshot
@@ -44,6 +46,7 @@ class Issued:
     access_exp: int
     refresh_token: str
     refresh_exp: int
+    device_id: str | None = None
 
 
 # Lua helpers shared by the scripts. KEYS order for per-user scripts:
@@ -64,10 +67,11 @@ end
 local function tracked(m)  -- a live refresh token
   return redis.call('ZSCORE', KEYS[2], m)
 end
--- Record new tokens in a session (r_md5 '' adds an access token only). The record keeps only
--- members still tracked, newest first, and at most MAX_ACCESS_PER_SESSION access tokens, so that
--- neither it nor the work of these scripts grows with the number of refreshes.
-local function add_tokens(sid, now, a_md5, a_exp, r_md5, r_exp)
+-- Record new tokens in a session (r_md5 '' adds an access token only), and who used it last from
+-- where (device '' keeps the one recorded). The record keeps only members still tracked, newest
+-- first, and at most MAX_ACCESS_PER_SESSION access tokens, so that neither it nor the work of
+-- these scripts grows with the number of refreshes.
+local function add_tokens(sid, now, a_md5, a_exp, r_md5, r_exp, device, ip)
   redis.call('ZADD', KEYS[1], a_exp, a_md5)
   if r_md5 ~= '' then redis.call('ZADD', KEYS[2], r_exp, r_md5) end
   local raw = redis.call('HGET', KEYS[3], sid)
@@ -80,7 +84,8 @@ local function add_tokens(sid, now, a_md5, a_exp, r_md5, r_exp)
     end
   end
   for _, m in ipairs(s.r) do if tracked(m) then table.insert(live_r, m) end end
-  s.a, s.r, s.u = live_a, live_r, now
+  s.a, s.r, s.u, s.i = live_a, live_r, now, ip
+  if device ~= '' then s.d = device end
   redis.call('HSET', KEYS[3], sid, cjson.encode(s))
 end
 local function touch(ttl)
@@ -88,11 +93,11 @@ local function touch(ttl)
 end
 """
 
-# ARGV: now, sid, access md5, access exp, refresh md5, refresh exp, max sessions, ttl
+# ARGV: now, sid, access md5, access exp, refresh md5, refresh exp, max sessions, ttl, device, ip
 _ISSUE = _COMMON + """
 local now = tonumber(ARGV[1])
 trim(now)
-add_tokens(ARGV[2], now, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+add_tokens(ARGV[2], now, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[9], ARGV[10])
 -- Sessions whose refresh tokens all ended are gone; beyond the cap, the least recently used go.
 local sessions = redis.call('HGETALL', KEYS[3])
 local live = {}
@@ -114,7 +119,8 @@ return #live
 """
 
 # ARGV: now, presented md5, presented generation, sid, access md5, access exp, refresh md5,
-#       refresh exp, grace, ttl, the new refresh token. Returns {outcome, successor refresh token or ''}.
+#       refresh exp, grace, ttl, the new refresh token, device, ip. Returns {outcome, successor
+#       refresh token or ''}.
 # A session's record holds its refresh generation "g" (the gen claim of its live refresh token),
 # and, for the grace window, the previous token "p" and the window's end "w". So reuse detection
 # is constant-size: a presented token of an older generation of a live session is a copy that
@@ -133,7 +139,7 @@ if generation == current and live and tonumber(live) > now then
   redis.call('HSET', KEYS[3], sid, cjson.encode(s))
   if grace > 0 then redis.call('SET', KEYS[5], ARGV[11], 'EX', grace) end
   trim(now)
-  add_tokens(sid, now, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+  add_tokens(sid, now, ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[12], ARGV[13])
   touch(tonumber(ARGV[10]))
   return {'rotated', ''}
 end
@@ -142,7 +148,7 @@ if successor then
   -- A racing tab: a new access token, and the refresh token the first rotation made, so that
   -- the session still has one refresh chain and a thief's copy is caught at its next use.
   trim(now)
-  add_tokens(sid, now, ARGV[5], ARGV[6], '', 0)
+  add_tokens(sid, now, ARGV[5], ARGV[6], '', 0, ARGV[12], ARGV[13])
   touch(tonumber(ARGV[10]))
   return {'grace', successor}
 end
@@ -170,21 +176,30 @@ forget_session(ARGV[1])
 return 1
 """
 
+# ARGV: the sid to keep. Ends every other session of the user in one step.
+_REVOKE_OTHERS = _COMMON + """
+for _, sid in ipairs(redis.call('HKEYS', KEYS[3])) do
+  if sid ~= ARGV[1] then forget_session(sid) end
+end
+return 1
+"""
+
 
 def _keys(user_id: int) -> list[str]:
     """KEYS 1-4 of the scripts above."""
     return [ACCESS(user_id), REFRESH(user_id), SESSIONS(user_id), user_snapshot.SNAPSHOT(user_id)]
 
 
-def store_issued(user_id: int, issued: Issued, max_sessions: int, ttl: int) -> None:
-    """Track a new login's pair; evict the oldest sessions beyond max_sessions."""
+def store_issued(user_id: int, issued: Issued, max_sessions: int, ttl: int, ip: str = "") -> None:
+    """Track a new login's pair (ip: where it came from); evict the oldest sessions beyond max_sessions."""
     lua.run(_ISSUE, _keys(user_id), f"{time.time():.4f}", issued.sid,
             fingerprint(issued.access_token), issued.access_exp,
-            fingerprint(issued.refresh_token), issued.refresh_exp, max_sessions, ttl)
+            fingerprint(issued.refresh_token), issued.refresh_exp, max_sessions, ttl,
+            issued.device_id or "", ip)
 
 
 def rotate(user_id: int, presented: str, generation: int, issued: Issued, grace: int,
-           ttl: int) -> tuple[str, str | None]:
+           ttl: int, ip: str = "") -> tuple[str, str | None]:
     """Swap a refresh token (of refresh generation `generation`) for a new pair, atomically;
     returns (outcome, refresh token to hand out).
 
@@ -197,7 +212,7 @@ def rotate(user_id: int, presented: str, generation: int, issued: Issued, grace:
                                  f"{time.time():.4f}", fingerprint(presented), generation,
                                  issued.sid, fingerprint(issued.access_token), issued.access_exp,
                                  fingerprint(issued.refresh_token), issued.refresh_exp, grace, ttl,
-                                 issued.refresh_token)
+                                 issued.refresh_token, issued.device_id or "", ip)
     return outcome, (successor or issued.refresh_token) if outcome in ("rotated", "grace") else None
 
 
@@ -215,6 +230,11 @@ def revoke_session(user_id: int, sid: str) -> None:
     lua.run(_REVOKE_SESSION, _keys(user_id), sid)
 
 
+def revoke_others(user_id: int, keep_sid: str) -> None:
+    """End every session of the user but keep_sid, atomically."""
+    lua.run(_REVOKE_OTHERS, _keys(user_id), keep_sid)
+
+
 def revoke_all(user_id: int) -> None:
     """Log the user out everywhere. Ended sessions are forgotten with their generations: an old
     token is then merely unknown, and replaying it cannot end the user's next sessions."""
@@ -226,14 +246,17 @@ def forget_user(user_id: int) -> None:
     redis_store.client.delete(*_keys(user_id))
 
 
-def live_sessions(user_id: int) -> int:
-    """Sessions that still hold a live refresh token."""
+def live_sessions(user_id: int) -> list[dict[str, Any]]:
+    """The sessions that still hold a live refresh token, newest use first: {"sid", "device_id",
+    "created_at", "last_used_at" (unix seconds: the login, or the last refresh), "ip" (of that use)}."""
     client, refresh, now = redis_store.client, REFRESH(user_id), time.time()
-    count = 0
-    for raw in client.hvals(SESSIONS(user_id)):
-        if any((client.zscore(refresh, m) or 0) > now for m in json.loads(raw)["r"]):
-            count += 1
-    return count
+    live = []
+    for sid, raw in client.hgetall(SESSIONS(user_id)).items():
+        record = json.loads(raw)
+        if any((client.zscore(refresh, m) or 0) > now for m in record["r"]):
+            live.append({"sid": sid, "device_id": record.get("d"), "created_at": record["c"],
+                         "last_used_at": record.get("u", record["c"]), "ip": record.get("i") or None})
+    return sorted(live, key=lambda session: session["last_used_at"], reverse=True)
 
 
 def tracked(user_id: int) -> dict[str, dict[str, float]]:

@@ -44,7 +44,7 @@ def test_show_prints_the_account_and_its_live_sessions(client, runner, user):
     assert "password" not in result.output
 
 
-@pytest.mark.parametrize("action", ["show", "unlock", "revoke", "delete"])
+@pytest.mark.parametrize("action", ["show", "sessions", "unlock", "revoke", "delete"])
 def test_an_unknown_email_is_said_plainly_and_exits_non_zero(runner, action):
     result = runner.invoke(args=["users", action, "ghost@example.com"])
     assert result.exit_code != 0
@@ -68,3 +68,12 @@ def test_an_account_with_orders_is_kept_but_logged_out(client, runner, user, aut
     assert result.exit_code != 0 and "has orders on record" in result.output
     assert client.get(f"{AUTH}/me", headers=auth_headers).status_code == 401
     assert runner.invoke(args=["users", "show", user["email"]]).exit_code == 0
+
+
+def test_sessions_prints_each_live_session_with_its_device(client, runner, user):
+    client.post(f"{AUTH}/login", json={"email": user["email"], "password": user["password"], "device_id": "tablet"})
+    result = runner.invoke(args=["users", "sessions", user["email"]])
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2 and "device=tablet" in lines[0] and "device=-" in lines[1]
+    assert all("ip=127.0.0.1" in line for line in lines)

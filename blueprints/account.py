@@ -1,0 +1,53 @@
+"""/api/client/auth, the signed-in user's own account: profile, password, sessions by device."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from api import arguments, response
+from blueprints.auth import rate
+from blueprints.user_dependencies import current_user, login_required
+from extensions import client_ip, limiter
+from schemas.account import PasswordChangeSchema, ProfileSchema, SessionListSchema
+from schemas.auth import UserSchema
+from schemas.common import Dumped
+from services import account
+
+bp = Blueprint("account", __name__, url_prefix="/api/client/auth")
+
+
+@bp.patch("/me")
+@login_required
+@response(UserSchema)
+@arguments(ProfileSchema)
+def update_me(body):
+    """Change the signed-in user's profile."""
+    return Dumped(account.update_profile(current_user().user_id, body["nickname"]))
+
+
+@bp.post("/password")
+@limiter.limit(rate("login_per_ip"), key_func=client_ip)
+@login_required
+@response()
+@arguments(PasswordChangeSchema)
+def change_password(body):
+    """Change the password; every other session ends, this one stays."""
+    user = current_user()
+    account.change_password(user.user_id, user.sid, body["current_password"], body["new_password"])
+
+
+@bp.get("/sessions")
+@login_required
+@response(SessionListSchema)
+def list_sessions():
+    """The signed-in user's live sessions, newest use first."""
+    user = current_user()
+    return account.list_sessions(user.user_id, user.sid)
+
+
+@bp.delete("/sessions/<session_id>")
+@login_required
+@response()
+def end_session(session_id: str):
+    """End one of the signed-in user's sessions (its tokens stop working at once)."""
+    account.end_session(current_user().user_id, session_id)

@@ -1,0 +1,30 @@
+"""Request and response schemas of the signed-in user's own account: profile, password, sessions."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from schemas.common import Timestamp, length
+
+
+class ProfileSchema(Schema):
+    nickname = fields.String(required=True, allow_none=True, validate=length(max=64),
+                             metadata={"description": "null clears it"})
+
+
+class PasswordChangeSchema(Schema):
+    current_password = fields.String(required=True, load_only=True, validate=length(min=1, max=128))
+    new_password = fields.String(required=True, load_only=True, validate=length(min=8, max=128))
+
+
+class SessionSchema(Schema):
+    id = fields.String(metadata={"description": "the session's id, for DELETE /sessions/{id}"})
+    device_id = fields.String(allow_none=True)
+    created_at = Timestamp()
+    last_used_at = Timestamp(metadata={"description": "the login, or the session's last refresh"})
+    ip = fields.String(allow_none=True, metadata={"description": "the address of that use"})
+    current = fields.Boolean(metadata={"description": "the session of the token that asked"})
+
+
+class SessionListSchema(Schema):
+    items = fields.List(fields.Nested(SessionSchema))

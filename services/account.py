@@ -1,0 +1,64 @@
+"""The signed-in user's own account: the profile, a password change, sessions by device."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import codes
+from errors import ApiError
+from extensions import db
+from services import auth
+from store import login_failures, sessions, user_snapshot
+
+
+def update_profile(user_id: int, nickname: str | None) -> dict[str, Any]:
+    """Rename the user; the snapshot that /me answers from changes with the row."""
+    user = auth.lock_row(user_id)
+    user.nickname = nickname
+    db.session.flush()
+    shown = auth.public_user(user)
+    user_snapshot.save(user_id, shown, auth.session_ttl())  # before the commit: a failure changes nothing
+    db.session.commit()
+    return shown
+
+
+def change_password(user_id: int, sid: str, current: str, new: str) -> None:
+    """Set a new password; every other session ends, the one that asked stays. A wrong current
+    password counts toward the lockout like a failed login."""
+    user = auth.users.get(user_id)
+    if user is None:  # deleted while the token was still live
+        raise ApiError(codes.AUTH_TOKEN_REVOKED)
+    email, verified = user.email, user.password_hash
+    auth.refuse_if_locked(email)
+    if not auth.verify_password(verified, current):
+        auth.record_failure(email)
+    new_hash = auth.hash_password(new)
+    user = auth.lock_row(user_id)
+    if user.password_hash != verified:  # changed meanwhile: the current password is not current
+        db.session.commit()
+        raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
+    user.password_hash = new_hash
+    sessions.revoke_others(user_id, sid)  # before the commit: a failure leaves the old password
+    login_failures.clear(email)
+    db.session.commit()
+
+
+def list_sessions(user_id: int, current_sid: str) -> dict[str, list[dict[str, Any]]]:
+    """The user's live sessions, newest use first, from Redis alone."""
+    return {"items": [{"id": session["sid"], "device_id": session["device_id"], "ip": session["ip"],
+                       "created_at": _from_unix(session["created_at"]),
+                       "last_used_at": _from_unix(session["last_used_at"]),
+                       "current": session["sid"] == current_sid}
+                      for session in sessions.live_sessions(user_id)]}
+
+
+def end_session(user_id: int, sid: str) -> None:
+    """End one of the user's sessions; another user's, or an ended one, answers like a missing one."""
+    if sid not in {session["sid"] for session in sessions.live_sessions(user_id)}:
+        raise ApiError(codes.AUTH_SESSION_NOT_FOUND)
+    sessions.revoke_session(user_id, sid)
+
+
+def _from_unix(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
