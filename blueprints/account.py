@@ -1,17 +1,17 @@
-"""/api/client/auth, the signed-in user's own account: profile, password, sessions by device."""
+"""/api/client/auth, the user's own account: profile, password change and reset, sessions by device."""
 
 from __future__ import annotations
 
 from flask import Blueprint
 
 from api import arguments, response
-from blueprints.auth import rate
+from blueprints.auth import per_email, rate
 from blueprints.user_dependencies import current_user, login_required
 from extensions import client_ip, limiter
-from schemas.account import PasswordChangeSchema, ProfileSchema, SessionListSchema
-from schemas.auth import UserSchema
+from schemas.account import PasswordChangeSchema, PasswordResetSchema, ProfileSchema, SessionListSchema
+from schemas.auth import AuthResultSchema, ResendSchema, SendCodeSchema, UserSchema
 from schemas.common import Dumped
-from services import account
+from services import account, auth
 
 bp = Blueprint("account", __name__, url_prefix="/api/client/auth")
 
@@ -34,6 +34,26 @@ def change_password(body):
     """Change the password; every other session ends, this one stays."""
     user = current_user()
     account.change_password(user.user_id, user.sid, body["current_password"], body["new_password"])
+
+
+@bp.post("/password/forgot")
+@per_email("send_code_per_email")
+@limiter.limit(rate("send_code_per_ip"), key_func=client_ip)
+@response(ResendSchema)
+@arguments(SendCodeSchema)
+def forgot_password(body):
+    """Mail a 6-digit password reset code; the same answer whether the email has an account or not."""
+    return auth.send_email_code(body["email"], purpose="reset")
+
+
+@bp.post("/password/reset")
+@per_email("verify_code_per_email")
+@limiter.limit(rate("verify_code_per_ip"), key_func=client_ip)
+@response(AuthResultSchema)
+@arguments(PasswordResetSchema)
+def reset_password(body):
+    """Set a new password with the mailed reset code; every session ends, a fresh pair answers."""
+    return auth.reset_password(body["email"], body["code"], body["new_password"], body["device_id"], client_ip())
 
 
 @bp.get("/sessions")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from schemas.auth import VerifyCodeSchema
 from schemas.common import Timestamp, length
 
 
@@ -14,6 +15,12 @@ class ProfileSchema(Schema):
 
 class PasswordChangeSchema(Schema):
     current_password = fields.String(required=True, load_only=True, validate=length(min=1, max=128))
+    new_password = fields.String(required=True, load_only=True, validate=length(min=8, max=128))
+
+
+class PasswordResetSchema(VerifyCodeSchema):
+    """email, code (from POST /password/forgot), device_id, and the new password."""
+
     new_password = fields.String(required=True, load_only=True, validate=length(min=8, max=128))
 
 

@@ -197,35 +197,44 @@ def current_snapshot(user_id: int) -> dict[str, Any] | None:
     return snapshot
 
 
-def _code_hash(email: str, code: str) -> str:
+def _code_hash(email: str, code: str, purpose: str) -> str:
+    """HMAC of the code, bound to its email and purpose (a login code never passes as a reset code)."""
     key = _cfg()["jwt_secret"].encode()
-    return hmac.new(key, f"{email}:{code}".encode(), hashlib.sha256).hexdigest()
+    message = f"{email}:{code}" if purpose == "login" else f"{purpose}:{email}:{code}"
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
-def send_email_code(email: str) -> dict[str, int]:
-    """Mail a 6-digit code; the answer is the same whether the email has an account or not."""
-    wait = email_codes.claim_slot(email, _cfg()["email_code_resend_seconds"])
+def send_email_code(email: str, purpose: str = "login") -> dict[str, int]:
+    """Mail a 6-digit code for purpose ("login" or "reset"); the answer is the same whether the
+    email has an account or not, and so is the mail."""
+    wait = email_codes.claim_slot(email, _cfg()["email_code_resend_seconds"], purpose)
     if wait:
         raise ApiError(codes.AUTH_EMAIL_CODE_TOO_SOON, data={"retry_after": wait},
                        headers={"Retry-After": str(wait)}, seconds=wait)
     code = f"{secrets.randbelow(1_000_000):06d}"
-    email_codes.store(email, _code_hash(email, code), _cfg()["email_code_ttl"])
+    email_codes.store(email, _code_hash(email, code, purpose), _cfg()["email_code_ttl"], purpose)
     minutes = max(1, _cfg()["email_code_ttl"] // 60)
+    if purpose == "login":
+        subject = gettext("Your sign-in code")
+        text = gettext("Your sign-in code is %(code)s. It expires in %(minutes)s minutes.", code=code, minutes=minutes)
+    else:
+        subject = gettext("Your password reset code")
+        text = gettext("Your password reset code is %(code)s. It expires in %(minutes)s minutes. "
+                       "If you did not ask for it, ignore this mail: your password stays as it is.",
+                       code=code, minutes=minutes)
     try:
-        mailer.send(email, gettext("Your sign-in code"),
-                    gettext("Your sign-in code is %(code)s. It expires in %(minutes)s minutes.",
-                            code=code, minutes=minutes))
+        mailer.send(email, subject, text)
     except (smtplib.SMTPException, OSError) as exc:
-        email_codes.discard(email)
+        email_codes.discard(email, purpose)
         log.warning("email code not sent: %s", exc.__class__.__name__)
         raise ApiError(codes.AUTH_EMAIL_SEND_FAILED) from None
     return {"resend_after": _cfg()["email_code_resend_seconds"]}
 
 
-def email_code_login(email: str, code: str, device_id: str | None, ip: str) -> dict[str, Any]:
-    """Log in with a mailed code, creating the account on first use."""
-    outcome = email_codes.verify(email, _code_hash(email, code), _cfg()["email_code_max_attempts"],
-                                      _cfg()["email_code_max_failures"], _cfg()["email_code_failure_window"])
+def _use_code(email: str, code: str, purpose: str) -> UserModel:
+    """Consume a mailed code; the email's user, locked for this transaction and created on first use."""
+    outcome = email_codes.verify(email, _code_hash(email, code, purpose), _cfg()["email_code_max_attempts"],
+                                 _cfg()["email_code_max_failures"], _cfg()["email_code_failure_window"], purpose)
     if outcome == "wrong":
         raise ApiError(codes.AUTH_EMAIL_CODE_INVALID)
     if outcome == "blocked":
@@ -233,10 +242,29 @@ def email_code_login(email: str, code: str, device_id: str | None, ip: str) -> d
     if outcome != "ok":
         raise ApiError(codes.AUTH_EMAIL_CODE_EXPIRED)
     user = find_user(email) or _create_code_user(email)
-    user = lock_row(user.id)
+    return lock_row(user.id)
+
+
+def email_code_login(email: str, code: str, device_id: str | None, ip: str) -> dict[str, Any]:
+    """Log in with a mailed code, creating the account on first use."""
+    user = _use_code(email, code, "login")
     if user.email_verified_at is None:
         _prove_address(user)
     login_failures.clear(email)  # owning the mailbox also lifts a password lockout
+    user.record_login()
+    return _start_session(user, device_id, ip)
+
+
+def reset_password(email: str, code: str, new_password: str, device_id: str | None, ip: str) -> dict[str, Any]:
+    """Set a new password with a mailed reset code: every session ends (a refresh token in its
+    grace window too), the lockout lifts, and a fresh pair answers. Like a code login, owning the
+    mailbox creates the account if there is none."""
+    new_hash = hash_password(new_password)
+    user = _use_code(email, code, "reset")
+    sessions.revoke_all(user.id)  # before the commit: a failure leaves the old password
+    user.password_hash = new_hash
+    user.email_verified_at = user.email_verified_at or utcnow()
+    login_failures.clear(email)
     user.record_login()
     return _start_session(user, device_id, ip)
 

@@ -1,10 +1,14 @@
-"""Emailed sign-in codes: the pending code, its resend window and the wrong tries across codes.
+"""Emailed codes, for a purpose ("login": sign in; "reset": set a new password): the pending code,
+its resend window, and the wrong tries across codes and purposes.
 
 Keys (``{email}`` is the email's digest tag, see store/keys.py):
 
-    email_code:{email}           hash    {"hash": HMAC of the code, "attempts"}, TTL auth.email_code_ttl
-    email_code_lock:{email}      string  the resend window, TTL auth.email_code_resend_seconds
-    email_code_failures:{email}  string  counter of wrong codes across resends, TTL
+    email_code:{email}           hash    the login code: {"hash": HMAC of the code, "attempts"}, TTL
+                                         auth.email_code_ttl
+    reset_code:{email}           hash    the reset code, the same
+    email_code_lock:{email}      string  the login code's resend window, TTL auth.email_code_resend_seconds
+    reset_code_lock:{email}      string  the reset code's, the same
+    email_code_failures:{email}  string  counter of wrong codes of either purpose, across resends, TTL
                                          auth.email_code_failure_window from the first
 """
 
@@ -13,9 +17,9 @@ from __future__ import annotations
 from extensions import redis_store
 from store import keys, lua
 
-CODE = keys.per_email("email_code")
-RESEND_WINDOW = keys.per_email("email_code_lock")
-FAILURES = keys.per_email("email_code_failures")
+CODE = {"login": keys.per_email("email_code"), "reset": keys.per_email("reset_code")}
+RESEND_WINDOW = {"login": keys.per_email("email_code_lock"), "reset": keys.per_email("reset_code_lock")}
+FAILURES = keys.per_email("email_code_failures")  # shared: a second purpose adds no guesses
 
 # KEYS: email_code, email_code_failures. ARGV: presented code hash, max attempts per code,
 # max failures per window (across codes), window seconds.
@@ -38,28 +42,31 @@ return 'wrong'
 """
 
 
-def claim_slot(email: str, seconds: int) -> int:
+def claim_slot(email: str, seconds: int, purpose: str = "login") -> int:
     """Take the resend window for this email; returns 0, or the seconds left if already taken."""
-    key = RESEND_WINDOW(email)
+    key = RESEND_WINDOW[purpose](email)
     if seconds <= 0 or redis_store.client.set(key, "1", nx=True, ex=seconds):
         return 0
     return max(1, redis_store.client.ttl(key))
 
 
-def store(email: str, code_hash: str, ttl: int) -> None:
+def store(email: str, code_hash: str, ttl: int, purpose: str = "login") -> None:
+    key = CODE[purpose](email)
     pipe = redis_store.client.pipeline(transaction=True)
-    pipe.delete(CODE(email))
-    pipe.hset(CODE(email), mapping={"hash": code_hash, "attempts": 0})
-    pipe.expire(CODE(email), ttl)
+    pipe.delete(key)
+    pipe.hset(key, mapping={"hash": code_hash, "attempts": 0})
+    pipe.expire(key, ttl)
     pipe.execute()
 
 
-def discard(email: str) -> None:
+def discard(email: str, purpose: str = "login") -> None:
     """After a failed send: no code is pending and the resend window is open again."""
-    redis_store.client.delete(CODE(email), RESEND_WINDOW(email))
+    redis_store.client.delete(CODE[purpose](email), RESEND_WINDOW[purpose](email))
 
 
-def verify(email: str, code_hash: str, max_attempts: int, max_failures: int, window: int) -> str:
+def verify(email: str, code_hash: str, max_attempts: int, max_failures: int, window: int,
+           purpose: str = "login") -> str:
     """'ok' (consumed), 'wrong', 'burned' (too many tries, now gone), 'expired', or 'blocked'
     (max_failures wrong codes for this email within the window, whatever codes were sent)."""
-    return lua.run(_VERIFY_CODE, [CODE(email), FAILURES(email)], code_hash, max_attempts, max_failures, window)
+    return lua.run(_VERIFY_CODE, [CODE[purpose](email), FAILURES(email)], code_hash, max_attempts, max_failures,
+                   window)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codes
 from tests.conftest import PASSWORD, bearer, register
+from tests.test_email_code import code_in
 
 AUTH = "/api/client/auth"
 NEW_PASSWORD = "a new passphrase"
@@ -107,3 +108,79 @@ def test_account_endpoints_need_sign_in(client):
         answer = getattr(client, method)(AUTH + path, json={})
         assert answer.status_code == 401, path
         assert answer.get_json()["code"] == codes.AUTH_TOKEN_MISSING.code
+
+
+# --- forgotten password --------------------------------------------------------------------------
+
+def forgot(client, email="alice@example.com"):
+    return client.post(f"{AUTH}/password/forgot", json={"email": email})
+
+
+def reset(client, code, email="alice@example.com", new_password=NEW_PASSWORD):
+    return client.post(f"{AUTH}/password/reset", json={"email": email, "code": code, "new_password": new_password})
+
+
+def test_a_mailed_reset_code_sets_a_new_password_once_and_ends_every_session(client, user, smtp):
+    phone = login(client, "phone").get_json()["data"]
+    in_grace = refresh(client, phone["refresh_token"])  # rotated: still inside its 30 s grace window
+    assert in_grace.status_code == 200
+    assert forgot(client).get_json()["data"] == {"resend_after": 60}
+    mail = smtp.last_to("alice@example.com")
+    assert mail["Subject"] == "Your password reset code"
+    code = code_in(mail)
+
+    answer = reset(client, code)
+    assert answer.status_code == 200, answer.get_json()
+    fresh = answer.get_json()["data"]
+    for token in (user["access_token"], phone["access_token"], in_grace.get_json()["data"]["access_token"]):
+        assert me(client, token).status_code == 401
+    for token in (user["refresh_token"], phone["refresh_token"], in_grace.get_json()["data"]["refresh_token"]):
+        assert refresh(client, token).status_code == 401
+    assert me(client, fresh["access_token"]).status_code == 200
+    assert login(client).status_code == 401
+    assert login(client, password=NEW_PASSWORD).status_code == 200
+    assert reset(client, code, new_password="yet another one").get_json()["code"] == codes.AUTH_EMAIL_CODE_EXPIRED.code
+
+
+def test_a_login_code_cannot_reset_and_a_reset_code_cannot_log_in(client, user, smtp):
+    client.post(f"{AUTH}/send-email-code", json={"email": "alice@example.com"})
+    login_code = code_in(smtp.last_to("alice@example.com"))
+    assert reset(client, login_code).status_code == 400
+    forgot(client)
+    reset_code = code_in(smtp.last_to("alice@example.com"))
+    assert client.post(f"{AUTH}/email-verify-login",
+                       json={"email": "alice@example.com", "code": reset_code}).status_code == 400
+    assert login(client).status_code == 200  # the password is untouched
+
+
+def test_forgot_answers_and_mails_alike_for_an_email_without_an_account(client, user, smtp):
+    known, unknown = forgot(client), forgot(client, "nobody@example.com")
+    assert known.status_code == unknown.status_code == 200
+    assert known.get_json() == unknown.get_json()
+    assert smtp.last_to("nobody@example.com")["Subject"] == smtp.last_to("alice@example.com")["Subject"]
+    assert forgot(client, "nobody@example.com").status_code == 429  # the same resend window
+
+
+def test_a_reset_lifts_a_lockout(client, user, smtp):
+    for _ in range(5):
+        login(client, password="wrong password")
+    assert login(client).status_code == 423
+    forgot(client)
+    assert reset(client, code_in(smtp.last_to("alice@example.com"))).status_code == 200
+    assert login(client, password=NEW_PASSWORD).status_code == 200
+
+
+def test_a_reset_is_checked_field_by_field(client, user):
+    for body in ({"email": "alice@example.com", "code": "123456"},
+                 {"email": "alice@example.com", "code": "12345", "new_password": NEW_PASSWORD},
+                 {"email": "alice@example.com", "code": "123456", "new_password": "short"},
+                 {"email": "not an email", "code": "123456", "new_password": NEW_PASSWORD}):
+        assert client.post(f"{AUTH}/password/reset", json=body).status_code == 422, body
+    assert login(client).status_code == 200
+
+
+def test_the_reset_mail_is_in_the_language_of_the_request(client, user, smtp):
+    client.post(f"{AUTH}/password/forgot?lang=zh", json={"email": "alice@example.com"})
+    mail = smtp.last_to("alice@example.com")
+    assert mail["Subject"] == "您的密码重置验证码"
+    assert "密码不会改变" in mail.get_content()
