@@ -8,7 +8,13 @@ from api import arguments, response
 from blueprints.auth import per_email, rate
 from blueprints.user_dependencies import current_user, login_required
 from extensions import client_ip, limiter
-from schemas.account import PasswordChangeSchema, PasswordResetSchema, ProfileSchema, SessionListSchema
+from schemas.account import (
+    AccountDeleteSchema,
+    PasswordChangeSchema,
+    PasswordResetSchema,
+    ProfileSchema,
+    SessionListSchema,
+)
 from schemas.auth import AuthResultSchema, ResendSchema, SendCodeSchema, UserSchema
 from schemas.common import Dumped
 from services import account, auth
@@ -23,6 +29,16 @@ bp = Blueprint("account", __name__, url_prefix="/api/client/auth")
 def update_me(body):
     """Change the signed-in user's profile."""
     return Dumped(account.update_profile(current_user().user_id, body["nickname"]))
+
+
+@bp.delete("/me")
+@limiter.limit(rate("login_per_ip"), key_func=client_ip)
+@login_required
+@response()
+@arguments(AccountDeleteSchema)
+def delete_me(body):
+    """Delete the signed-in user's account (with the password or a mailed sign-in code)."""
+    account.delete_account(current_user().user_id, body["password"], body["code"])
 
 
 @bp.post("/password")

@@ -20,6 +20,8 @@ class UserModel(db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Set by the first sign-in with an emailed code; until then the address is unproven.
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set when the user deleted the account: the row stays, emptied, for the orders that name it.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from flask_babel import lazy_gettext as _l
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.auth import VerifyCodeSchema
 from schemas.common import Timestamp, length
@@ -22,6 +23,19 @@ class PasswordResetSchema(VerifyCodeSchema):
     """email, code (from POST /password/forgot), device_id, and the new password."""
 
     new_password = fields.String(required=True, load_only=True, validate=length(min=8, max=128))
+
+
+class AccountDeleteSchema(Schema):
+    """The password, or a sign-in code from send-email-code (for an account without a password)."""
+
+    password = fields.String(load_default=None, load_only=True, validate=length(min=1, max=128))
+    code = fields.String(load_default=None, load_only=True,
+                         validate=validate.Regexp(r"^[0-9]{6}$", error=_l("Enter the 6-digit code.")))
+
+    @validates_schema
+    def one_proof(self, data: dict, **kwargs: object) -> None:
+        if (data["password"] is None) == (data["code"] is None):
+            raise ValidationError(_l("Give either the password or a code."), "password")
 
 
 class SessionSchema(Schema):

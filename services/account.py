@@ -8,6 +8,7 @@ from typing import Any
 import codes
 from errors import ApiError
 from extensions import db
+from models.base import utcnow
 from services import auth
 from store import login_failures, sessions, user_snapshot
 
@@ -42,6 +43,32 @@ def change_password(user_id: int, sid: str, current: str, new: str) -> None:
     sessions.revoke_others(user_id, sid)  # before the commit: a failure leaves the old password
     login_failures.clear(email)
     db.session.commit()
+
+
+def delete_account(user_id: int, password: str | None, code: str | None) -> None:
+    """The user leaves: proven by the password or by a sign-in code mailed to the address, every
+    session ends at once and the row is emptied (email, password, nickname) but kept, so that the
+    user's orders and payments stay on record; the address can register again."""
+    user = auth.users.get(user_id)
+    if user is None or user.deleted_at is not None:
+        raise ApiError(codes.AUTH_TOKEN_REVOKED)
+    email, verified = user.email, user.password_hash
+    if password is not None:
+        auth.refuse_if_locked(email)
+        if not auth.verify_password(verified, password):
+            auth.record_failure(email)
+    else:
+        auth.consume_code(email, code, "login")
+    user = auth.lock_row(user_id)
+    if password is not None and user.password_hash != verified:
+        db.session.commit()
+        raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
+    sessions.forget_user(user_id)  # before the commit: a failure deletes nothing
+    user.email, user.password_hash, user.nickname = f"deleted-{user_id}@invalid", None, None
+    user.email_verified_at, user.deleted_at = None, utcnow()
+    db.session.commit()
+    sessions.forget_user(user_id)  # and whatever a refresh racing with the delete stored
+    login_failures.clear(email)
 
 
 def list_sessions(user_id: int, current_sid: str) -> dict[str, list[dict[str, Any]]]:

@@ -111,7 +111,7 @@ def lock_row(user_id: int) -> UserModel:
     """The user row, locked for this transaction and freshly read."""
     statement = select(UserModel).where(UserModel.id == user_id).with_for_update()
     user = db.session.execute(statement, execution_options={"populate_existing": True}).scalar_one_or_none()
-    if user is None:  # deleted while this request was under way
+    if user is None or user.deleted_at is not None:  # deleted while this request was under way
         raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
     return user
 
@@ -190,7 +190,7 @@ def logout(user_id: int, sid: str, everywhere: bool) -> None:
 def current_snapshot(user_id: int) -> dict[str, Any] | None:
     """The user for an authenticated request whose snapshot fell out of Redis."""
     user = users.get(user_id)
-    if user is None:
+    if user is None or user.deleted_at is not None:
         return None
     snapshot = public_user(user)
     user_snapshot.save(user_id, snapshot, session_ttl())
@@ -231,8 +231,8 @@ def send_email_code(email: str, purpose: str = "login") -> dict[str, int]:
     return {"resend_after": _cfg()["email_code_resend_seconds"]}
 
 
-def _use_code(email: str, code: str, purpose: str) -> UserModel:
-    """Consume a mailed code; the email's user, locked for this transaction and created on first use."""
+def consume_code(email: str, code: str, purpose: str) -> None:
+    """Consume a mailed code, or raise why it does not count."""
     outcome = email_codes.verify(email, _code_hash(email, code, purpose), _cfg()["email_code_max_attempts"],
                                  _cfg()["email_code_max_failures"], _cfg()["email_code_failure_window"], purpose)
     if outcome == "wrong":
@@ -241,6 +241,11 @@ def _use_code(email: str, code: str, purpose: str) -> UserModel:
         raise ApiError(codes.AUTH_EMAIL_CODE_BLOCKED)
     if outcome != "ok":
         raise ApiError(codes.AUTH_EMAIL_CODE_EXPIRED)
+
+
+def _use_code(email: str, code: str, purpose: str) -> UserModel:
+    """Consume a mailed code; the email's user, locked for this transaction and created on first use."""
+    consume_code(email, code, purpose)
     user = find_user(email) or _create_code_user(email)
     return lock_row(user.id)
 

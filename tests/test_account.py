@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 import codes
+from extensions import db
+from models import OrderModel, UserModel
 from tests.conftest import PASSWORD, bearer, register
 from tests.test_email_code import code_in
 
@@ -184,3 +188,53 @@ def test_the_reset_mail_is_in_the_language_of_the_request(client, user, smtp):
     mail = smtp.last_to("alice@example.com")
     assert mail["Subject"] == "您的密码重置验证码"
     assert "密码不会改变" in mail.get_content()
+
+
+# --- leaving -------------------------------------------------------------------------------------
+
+def test_deleting_the_account_ends_its_sessions_keeps_its_orders_and_frees_the_email(app, client, user):
+    headers = bearer(user["access_token"])
+    phone = login(client, "phone").get_json()["data"]
+    order = client.post("/api/client/order/create", json={"product_id": "basic-monthly"}, headers=headers)
+    assert order.status_code == 201
+    order_no = order.get_json()["data"]["order_no"]
+
+    assert client.delete(f"{AUTH}/me", json={"password": "wrong"}, headers=headers).status_code == 401
+    answer = client.delete(f"{AUTH}/me", json={"password": PASSWORD}, headers=headers)
+    assert answer.status_code == 200, answer.get_json()
+    for pair in (user, phone):
+        assert me(client, pair["access_token"]).status_code == 401
+        assert refresh(client, pair["refresh_token"]).status_code == 401
+    assert login(client).status_code == 401
+
+    with app.app_context():  # the order stays on record, with the emptied account it names
+        stored = db.session.scalar(select(OrderModel).where(OrderModel.order_no == order_no))
+        owner = db.session.get(UserModel, stored.user_id)
+        assert owner.deleted_at is not None and owner.password_hash is None and owner.nickname is None
+        assert "alice" not in owner.email
+    again = register(client, "alice@example.com")
+    assert again["user"]["id"] != user["id"]
+    assert client.get("/api/client/order/list", headers=bearer(again["access_token"])).get_json()["data"]["total"] == 0
+
+
+def test_an_account_without_a_password_is_deleted_with_a_mailed_code(make_app, smtp):
+    client = make_app(auth__email_code_resend_seconds=0).test_client()
+    client.post(f"{AUTH}/send-email-code", json={"email": "bob@example.com"})
+    bob = client.post(f"{AUTH}/email-verify-login", json={
+        "email": "bob@example.com", "code": code_in(smtp.last_to("bob@example.com"))}).get_json()["data"]
+    headers = bearer(bob["access_token"])
+    assert client.delete(f"{AUTH}/me", json={"password": PASSWORD}, headers=headers).status_code == 401
+    client.post(f"{AUTH}/send-email-code", json={"email": "bob@example.com"})
+    code = code_in(smtp.last_to("bob@example.com"))
+    wrong = "000000" if code != "000000" else "111111"
+    assert client.delete(f"{AUTH}/me", json={"code": wrong}, headers=headers).status_code == 400
+    assert me(client, bob["access_token"]).status_code == 200
+    assert client.delete(f"{AUTH}/me", json={"code": code}, headers=headers).status_code == 200
+    assert me(client, bob["access_token"]).status_code == 401
+
+
+def test_deleting_needs_exactly_one_proof(client, user):
+    headers = bearer(user["access_token"])
+    for body in ({}, {"password": PASSWORD, "code": "123456"}, {"code": "12345"}):
+        assert client.delete(f"{AUTH}/me", json=body, headers=headers).status_code == 422, body
+    assert me(client, user["access_token"]).status_code == 200
