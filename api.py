@@ -73,12 +73,15 @@ def arguments(schema_cls: type[Schema], location: str = "json") -> Callable:
     return decorator
 
 
-def response(schema_cls: type[Schema] | None = None, status: int = 200) -> Callable:
+def response(schema_cls: type[Schema] | None = None, status: int = 200,
+             also: dict[int, type[Schema]] | None = None) -> Callable:
     """Dump what the view returns with schema_cls and wrap it in the envelope.
 
-    A view may return (result, status) to answer with another success status.
+    A view may return (result, status) to answer with another success status; also names the
+    schema of each other status it answers with a body of another shape.
     """
     schema = schema_cls() if schema_cls else None
+    other_schemas = {code: cls() for code, cls in (also or {}).items()}
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -89,13 +92,14 @@ def response(schema_cls: type[Schema] | None = None, status: int = 200) -> Calla
             answer_status = status
             if isinstance(result, tuple):
                 result, answer_status = result
+            dumper = other_schemas.get(answer_status, schema)
             if isinstance(result, Dumped):
                 data = result.data
             else:
-                data = schema.dump(result) if schema and result is not None else result
+                data = dumper.dump(result) if dumper and result is not None else result
             return ok(data, answer_status)
 
-        _contract(wrapper).update(response=schema_cls, status=status)
+        _contract(wrapper).update(response=schema_cls, status=status, also=also or {})
         return wrapper
 
     return decorator
@@ -140,6 +144,7 @@ def _operation(spec: APISpec, view: Callable, contract: dict[str, Any], path_arg
                        for name in sorted(path_args)],
         "responses": {
             str(contract.get("status", 200)): _envelope_response(spec, contract.get("response")),
+            **{str(code): _envelope_response(spec, cls) for code, cls in contract.get("also", {}).items()},
             "default": {"description": "Error envelope", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         },

@@ -90,6 +90,7 @@ class AuthSection(_Section):
     email_code_max_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1))
     email_code_max_failures = fields.Integer(load_default=10, validate=validate.Range(min=1))
     email_code_failure_window = fields.Integer(load_default=86400, validate=validate.Range(min=1))
+    require_email_confirmation = fields.Boolean(load_default=False)
     rate_limits = fields.Nested(RateLimitsSection, load_default=dict)
 
 

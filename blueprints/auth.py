@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, current_app, g
 
 from api import arguments, parsed_json, response
@@ -12,6 +14,7 @@ from schemas.auth import (
     LoginSchema,
     LogoutSchema,
     RefreshSchema,
+    RegisterConfirmSchema,
     RegisterSchema,
     ResendSchema,
     SendCodeSchema,
@@ -45,11 +48,12 @@ def email_key() -> str:
     return keys.rate_limit_email(body_email())
 
 
-def per_email(name: str):
-    """The per-email limit of name. A body without a valid email is refused by its schema anyway,
-    so it is counted by the per-IP limit only. Put it above the per-IP decorator: limits of one
-    granularity run bottom-up, and a request the IP limit refuses must not store an email key."""
-    return limiter.limit(rate(name), key_func=email_key, exempt_when=lambda: body_email() is None)
+def per_email(name: str, applies: Callable[[], bool] = lambda: True):
+    """The per-email limit of name (while applies()). A body without a valid email is refused by its
+    schema anyway, so it is counted by the per-IP limit only. Put it above the per-IP decorator:
+    limits of one granularity run bottom-up, and a request the IP limit refuses must not store an
+    email key."""
+    return limiter.limit(rate(name), key_func=email_key, exempt_when=lambda: body_email() is None or not applies())
 
 
 @bp.after_request
@@ -60,12 +64,26 @@ def no_store(resp: Response) -> Response:
 
 
 @bp.post("/register")
+@per_email("send_code_per_email", applies=auth.confirmation_required)  # it mails a code then
 @limiter.limit(rate("login_per_ip"), key_func=client_ip)
-@response(AuthResultSchema, status=201)
+@response(AuthResultSchema, status=201, also={202: ResendSchema})
 @arguments(RegisterSchema)
 def register(body):
-    """Create an account with email and password; answers a token pair and the user."""
+    """Create an account with email and password (201, a token pair and the user); with
+    auth.require_email_confirmation, mail a code instead (202, the same for a taken email)."""
+    if auth.confirmation_required():
+        return auth.begin_registration(body["email"], body["password"], body["nickname"]), 202
     return auth.register(body["email"], body["password"], body["nickname"], client_ip())
+
+
+@bp.post("/register/confirm")
+@per_email("verify_code_per_email")
+@limiter.limit(rate("verify_code_per_ip"), key_func=client_ip)
+@response(AuthResultSchema, status=201)
+@arguments(RegisterConfirmSchema)
+def confirm_registration(body):
+    """Create the account a registration mailed a code for; answers a token pair and the user."""
+    return auth.confirm_registration(body["email"], body["code"], body["password"], body["device_id"], client_ip())
 
 
 @bp.post("/login")

@@ -51,6 +51,15 @@ class RegisterSchema(Schema):
     nickname = fields.String(load_default=None, validate=length(max=64))
 
 
+class RegisterConfirmSchema(Schema):
+    email = email_field()
+    code = fields.String(required=True, load_only=True,
+                         validate=validate.Regexp(r"^[0-9]{6}$", error=_l("Enter the 6-digit code.")))
+    password = fields.String(required=True, load_only=True, validate=length(min=1, max=128),
+                             metadata={"description": "the password the registration gave"})
+    device_id = device_field()
+
+
 class LoginSchema(Schema):
     email = email_field()
     password = fields.String(required=True, load_only=True, validate=length(min=1, max=128))

@@ -124,7 +124,13 @@ def register(email: str, password: str, nickname: str | None, ip: str) -> dict[s
     """Create an account and log it in."""
     if find_user(email) is not None:
         raise ApiError(codes.USER_EMAIL_TAKEN)
-    user = UserModel(email=email, password_hash=hash_password(password), nickname=nickname)
+    return _start_session(_create_user(email, hash_password(password), nickname), None, ip)
+
+
+def _create_user(email: str, password_hash: str, nickname: str | None, verified: bool = False) -> UserModel:
+    """Insert a logged-in account (flushed, not committed); 409 if the email has one by now."""
+    user = UserModel(email=email, password_hash=password_hash, nickname=nickname,
+                     email_verified_at=utcnow() if verified else None)
     user.record_login()
     db.session.add(user)
     try:
@@ -132,7 +138,7 @@ def register(email: str, password: str, nickname: str | None, ip: str) -> dict[s
     except IntegrityError:  # the same email registered by a parallel request
         db.session.rollback()
         raise ApiError(codes.USER_EMAIL_TAKEN) from None
-    return _start_session(user, None, ip)
+    return user
 
 
 def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str, Any]:
@@ -204,16 +210,34 @@ def _code_hash(email: str, code: str, purpose: str) -> str:
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
-def send_email_code(email: str, purpose: str = "login") -> dict[str, int]:
-    """Mail a 6-digit code for purpose ("login" or "reset"); the answer is the same whether the
-    email has an account or not, and so is the mail."""
+def _claim_resend_window(email: str, purpose: str) -> None:
     wait = email_codes.claim_slot(email, _cfg()["email_code_resend_seconds"], purpose)
     if wait:
         raise ApiError(codes.AUTH_EMAIL_CODE_TOO_SOON, data={"retry_after": wait},
                        headers={"Retry-After": str(wait)}, seconds=wait)
-    code = f"{secrets.randbelow(1_000_000):06d}"
+
+
+def _mail(email: str, subject: str, text: str, purpose: str) -> dict[str, int]:
+    """Send; if the mail cannot go, no code is pending and the resend window is open again."""
+    try:
+        mailer.send(email, subject, text)
+    except (smtplib.SMTPException, OSError) as exc:
+        email_codes.discard(email, purpose)
+        log.warning("email code not sent: %s", exc.__class__.__name__)
+        raise ApiError(codes.AUTH_EMAIL_SEND_FAILED) from None
+    return {"resend_after": _cfg()["email_code_resend_seconds"]}
+
+
+def _new_code() -> tuple[str, int]:
+    return f"{secrets.randbelow(1_000_000):06d}", max(1, _cfg()["email_code_ttl"] // 60)
+
+
+def send_email_code(email: str, purpose: str = "login") -> dict[str, int]:
+    """Mail a 6-digit code for purpose ("login" or "reset"); the answer is the same whether the
+    email has an account or not, and so is the mail."""
+    _claim_resend_window(email, purpose)
+    code, minutes = _new_code()
     email_codes.store(email, _code_hash(email, code, purpose), _cfg()["email_code_ttl"], purpose)
-    minutes = max(1, _cfg()["email_code_ttl"] // 60)
     if purpose == "login":
         subject = gettext("Your sign-in code")
         text = gettext("Your sign-in code is %(code)s. It expires in %(minutes)s minutes.", code=code, minutes=minutes)
@@ -222,13 +246,43 @@ def send_email_code(email: str, purpose: str = "login") -> dict[str, int]:
         text = gettext("Your password reset code is %(code)s. It expires in %(minutes)s minutes. "
                        "If you did not ask for it, ignore this mail: your password stays as it is.",
                        code=code, minutes=minutes)
-    try:
-        mailer.send(email, subject, text)
-    except (smtplib.SMTPException, OSError) as exc:
-        email_codes.discard(email, purpose)
-        log.warning("email code not sent: %s", exc.__class__.__name__)
-        raise ApiError(codes.AUTH_EMAIL_SEND_FAILED) from None
-    return {"resend_after": _cfg()["email_code_resend_seconds"]}
+    return _mail(email, subject, text, purpose)
+
+
+def confirmation_required() -> bool:
+    return _cfg()["require_email_confirmation"]
+
+
+def begin_registration(email: str, password: str, nickname: str | None) -> dict[str, int]:
+    """With auth.require_email_confirmation: nothing is created yet. A new email gets a code that
+    confirm_registration turns into the account; a taken one a mail saying so. Both answers, and
+    their cost (an argon2 hash each), are the same."""
+    password_hash = hash_password(password)
+    _claim_resend_window(email, "register")
+    if find_user(email) is not None:
+        return _mail(email, gettext("You already have an account"),
+                     gettext("Someone, perhaps you, tried to sign up with this address, which already has "
+                             "an account. Sign in with your password or with an emailed code, or reset "
+                             "your password. If it was not you, ignore this mail."), "register")
+    code, minutes = _new_code()
+    email_codes.store(email, _code_hash(email, f"{code}:{password_hash}", "register"), _cfg()["email_code_ttl"],
+                      "register", {"password_hash": password_hash, "nickname": nickname or ""})
+    return _mail(email, gettext("Confirm your email"),
+                 gettext("Your confirmation code is %(code)s. It expires in %(minutes)s minutes.",
+                         code=code, minutes=minutes), "register")
+
+
+def confirm_registration(email: str, code: str, password: str, device_id: str | None, ip: str) -> dict[str, Any]:
+    """Create the account a registration asked for, once its mailed code and its password are
+    presented. The password is asked again so that someone who registered the address after the
+    owner cannot have the owner confirm an account with the other person's password."""
+    pending = email_codes.pending_fields(email, "register")
+    if pending and not verify_password(pending["password_hash"], password):
+        raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
+    # The code's HMAC covers the password hash: a registration replaced in between fails here.
+    consume_code(email, f"{code}:{pending.get('password_hash', '')}", "register")
+    user = _create_user(email, pending["password_hash"], pending["nickname"] or None, verified=True)
+    return _start_session(user, device_id, ip)
 
 
 def consume_code(email: str, code: str, purpose: str) -> None:

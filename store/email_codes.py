@@ -1,13 +1,16 @@
-"""Emailed codes, for a purpose ("login": sign in; "reset": set a new password): the pending code,
-its resend window, and the wrong tries across codes and purposes.
+"""Emailed codes, for a purpose ("login": sign in; "reset": set a new password; "register": confirm
+a registration): the pending code, its resend window, and the wrong tries across codes and purposes.
 
 Keys (``{email}`` is the email's digest tag, see store/keys.py):
 
     email_code:{email}           hash    the login code: {"hash": HMAC of the code, "attempts"}, TTL
                                          auth.email_code_ttl
     reset_code:{email}           hash    the reset code, the same
+    register_code:{email}        hash    the registration's code, the same, and while it lives its
+                                         "password_hash" and "nickname" (the account it would make)
     email_code_lock:{email}      string  the login code's resend window, TTL auth.email_code_resend_seconds
     reset_code_lock:{email}      string  the reset code's, the same
+    register_code_lock:{email}   string  the registration's, the same
     email_code_failures:{email}  string  counter of wrong codes of either purpose, across resends, TTL
                                          auth.email_code_failure_window from the first
 """
@@ -17,8 +20,10 @@ from __future__ import annotations
 from extensions import redis_store
 from store import keys, lua
 
-CODE = {"login": keys.per_email("email_code"), "reset": keys.per_email("reset_code")}
-RESEND_WINDOW = {"login": keys.per_email("email_code_lock"), "reset": keys.per_email("reset_code_lock")}
+PURPOSES = ("login", "reset", "register")
+CODE = {purpose: keys.per_email("email_code" if purpose == "login" else f"{purpose}_code") for purpose in PURPOSES}
+RESEND_WINDOW = {purpose: keys.per_email("email_code_lock" if purpose == "login" else f"{purpose}_code_lock")
+                 for purpose in PURPOSES}
 FAILURES = keys.per_email("email_code_failures")  # shared: a second purpose adds no guesses
 
 # KEYS: email_code, email_code_failures. ARGV: presented code hash, max attempts per code,
@@ -50,13 +55,19 @@ def claim_slot(email: str, seconds: int, purpose: str = "login") -> int:
     return max(1, redis_store.client.ttl(key))
 
 
-def store(email: str, code_hash: str, ttl: int, purpose: str = "login") -> None:
+def store(email: str, code_hash: str, ttl: int, purpose: str = "login", extra: dict[str, str] | None = None) -> None:
+    """Replace the pending code of purpose (and whatever extra fields it held)."""
     key = CODE[purpose](email)
     pipe = redis_store.client.pipeline(transaction=True)
     pipe.delete(key)
-    pipe.hset(key, mapping={"hash": code_hash, "attempts": 0})
+    pipe.hset(key, mapping={"hash": code_hash, "attempts": 0, **(extra or {})})
     pipe.expire(key, ttl)
     pipe.execute()
+
+
+def pending_fields(email: str, purpose: str) -> dict[str, str]:
+    """The extra fields stored with the pending code (read them before verify consumes it)."""
+    return redis_store.client.hgetall(CODE[purpose](email))
 
 
 def discard(email: str, purpose: str = "login") -> None:
