@@ -44,12 +44,13 @@ def delete_me(body):
 @bp.post("/password")
 @limiter.limit(rate("login_per_ip"), key_func=client_ip)
 @login_required
-@response()
+@response(AuthResultSchema)
 @arguments(PasswordChangeSchema)
 def change_password(body):
-    """Change the password; every other session ends, this one stays."""
+    """Change the password; every earlier token ends, and this device gets a fresh pair."""
     user = current_user()
-    account.change_password(user.user_id, user.sid, body["current_password"], body["new_password"])
+    return account.change_password(user.user_id, body["current_password"], body["new_password"], user.device_id,
+                                   user.ip)
 
 
 @bp.post("/password/forgot")

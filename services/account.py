@@ -24,9 +24,10 @@ def update_profile(user_id: int, nickname: str | None) -> dict[str, Any]:
     return shown
 
 
-def change_password(user_id: int, sid: str, current: str, new: str) -> None:
-    """Set a new password; every other session ends, the one that asked stays. A wrong current
-    password counts toward the lockout like a failed login."""
+def change_password(user_id: int, current: str, new: str, device_id: str | None, ip: str) -> dict[str, Any]:
+    """Set a new password. Every session ends, the asking one's tokens too (a thief may hold a copy
+    of them), and the asking device gets a fresh pair in a new session. A wrong current password
+    counts toward the lockout like a failed login."""
     user = auth.users.get(user_id)
     if user is None:  # deleted while the token was still live
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
@@ -40,9 +41,9 @@ def change_password(user_id: int, sid: str, current: str, new: str) -> None:
         db.session.commit()
         raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
     user.password_hash = new_hash
-    sessions.revoke_others(user_id, sid)  # before the commit: a failure leaves the old password
+    sessions.revoke_all(user_id)  # before the commit: a failure leaves the old password
     login_failures.clear(email)
-    db.session.commit()
+    return auth.start_session(user, device_id, ip)
 
 
 def delete_account(user_id: int, password: str | None, code: str | None) -> None:

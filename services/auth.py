@@ -78,7 +78,7 @@ def token_pair(issued: Issued) -> dict[str, Any]:
     }
 
 
-def _start_session(user: UserModel, device_id: str | None, ip: str) -> dict[str, Any]:
+def start_session(user: UserModel, device_id: str | None, ip: str) -> dict[str, Any]:
     """Issue and track a new pair for a user who just proved who they are (from ip), then commit.
 
     Redis goes first: if it fails, the transaction rolls back and nothing changed.
@@ -124,7 +124,7 @@ def register(email: str, password: str, nickname: str | None, ip: str) -> dict[s
     """Create an account and log it in."""
     if find_user(email) is not None:
         raise ApiError(codes.USER_EMAIL_TAKEN)
-    return _start_session(_create_user(email, hash_password(password), nickname), None, ip)
+    return start_session(_create_user(email, hash_password(password), nickname), None, ip)
 
 
 def _create_user(email: str, password_hash: str, nickname: str | None, verified: bool = False) -> UserModel:
@@ -158,7 +158,7 @@ def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str
     user.record_login()
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    return _start_session(user, device_id, ip)
+    return start_session(user, device_id, ip)
 
 
 def record_failure(email: str) -> None:
@@ -259,14 +259,16 @@ def begin_registration(email: str, password: str, nickname: str | None) -> dict[
     their cost (an argon2 hash each), are the same."""
     password_hash = hash_password(password)
     _claim_resend_window(email, "register")
+    code, minutes = _new_code()
+    # A taken email gets a pending registration too, under a code nobody is sent, so that confirming
+    # answers and costs alike whether the address has an account or not.
+    email_codes.store(email, _code_hash(email, f"{code}:{password_hash}", "register"), _cfg()["email_code_ttl"],
+                      "register", {"password_hash": password_hash, "nickname": nickname or ""})
     if find_user(email) is not None:
         return _mail(email, gettext("You already have an account"),
                      gettext("Someone, perhaps you, tried to sign up with this address, which already has "
                              "an account. Sign in with your password or with an emailed code, or reset "
                              "your password. If it was not you, ignore this mail."), "register")
-    code, minutes = _new_code()
-    email_codes.store(email, _code_hash(email, f"{code}:{password_hash}", "register"), _cfg()["email_code_ttl"],
-                      "register", {"password_hash": password_hash, "nickname": nickname or ""})
     return _mail(email, gettext("Confirm your email"),
                  gettext("Your confirmation code is %(code)s. It expires in %(minutes)s minutes.",
                          code=code, minutes=minutes), "register")
@@ -277,12 +279,13 @@ def confirm_registration(email: str, code: str, password: str, device_id: str | 
     presented. The password is asked again so that someone who registered the address after the
     owner cannot have the owner confirm an account with the other person's password."""
     pending = email_codes.pending_fields(email, "register")
-    if pending and not verify_password(pending["password_hash"], password):
+    # verified first, pending or not: with none pending, the dummy hash costs the same
+    if not verify_password(pending.get("password_hash"), password) and pending:
         raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
     # The code's HMAC covers the password hash: a registration replaced in between fails here.
     consume_code(email, f"{code}:{pending.get('password_hash', '')}", "register")
     user = _create_user(email, pending["password_hash"], pending["nickname"] or None, verified=True)
-    return _start_session(user, device_id, ip)
+    return start_session(user, device_id, ip)
 
 
 def consume_code(email: str, code: str, purpose: str) -> None:
@@ -311,7 +314,7 @@ def email_code_login(email: str, code: str, device_id: str | None, ip: str) -> d
         _prove_address(user)
     login_failures.clear(email)  # owning the mailbox also lifts a password lockout
     user.record_login()
-    return _start_session(user, device_id, ip)
+    return start_session(user, device_id, ip)
 
 
 def reset_password(email: str, code: str, new_password: str, device_id: str | None, ip: str) -> dict[str, Any]:
@@ -325,7 +328,7 @@ def reset_password(email: str, code: str, new_password: str, device_id: str | No
     user.email_verified_at = user.email_verified_at or utcnow()
     login_failures.clear(email)
     user.record_login()
-    return _start_session(user, device_id, ip)
+    return start_session(user, device_id, ip)
 
 
 def _prove_address(user: UserModel) -> None:

@@ -176,13 +176,6 @@ forget_session(ARGV[1])
 return 1
 """
 
-# ARGV: the sid to keep. Ends every other session of the user in one step.
-_REVOKE_OTHERS = _COMMON + """
-for _, sid in ipairs(redis.call('HKEYS', KEYS[3])) do
-  if sid ~= ARGV[1] then forget_session(sid) end
-end
-return 1
-"""
 
 
 def _keys(user_id: int) -> list[str]:
@@ -228,11 +221,6 @@ def check_access(user_id: int, token: str, order_no: str | None = None) -> tuple
 
 def revoke_session(user_id: int, sid: str) -> None:
     lua.run(_REVOKE_SESSION, _keys(user_id), sid)
-
-
-def revoke_others(user_id: int, keep_sid: str) -> None:
-    """End every session of the user but keep_sid, atomically."""
-    lua.run(_REVOKE_OTHERS, _keys(user_id), keep_sid)
 
 
 def revoke_all(user_id: int) -> None:

@@ -50,15 +50,20 @@ def test_a_profile_change_is_checked_field_by_field(client, user):
     assert me(client, user["access_token"]).get_json()["data"]["email"] == "alice@example.com"
 
 
-def test_a_password_change_ends_every_other_session_and_keeps_this_one(client, user):
+def test_a_password_change_ends_every_earlier_token_and_hands_this_device_a_fresh_pair(client, user):
     phone = login(client, "phone").get_json()["data"]
-    answer = client.post(f"{AUTH}/password", headers=bearer(user["access_token"]),
+    laptop = login(client, "laptop").get_json()["data"]
+    copied = refresh(client, laptop["refresh_token"]).get_json()["data"]  # say a thief holds these
+    answer = client.post(f"{AUTH}/password", headers=bearer(copied["access_token"]),
                          json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
     assert answer.status_code == 200, answer.get_json()
-    assert me(client, phone["access_token"]).status_code == 401
-    assert refresh(client, phone["refresh_token"]).status_code == 401
-    assert me(client, user["access_token"]).status_code == 200
-    assert refresh(client, user["refresh_token"]).status_code == 200
+    fresh = answer.get_json()["data"]
+    for pair in (user, phone, laptop, copied):
+        assert me(client, pair["access_token"]).status_code == 401
+        assert refresh(client, pair["refresh_token"]).status_code == 401
+    assert me(client, fresh["access_token"]).status_code == 200
+    [session] = sessions_of(client, fresh["access_token"])
+    assert session["device_id"] == "laptop" and session["current"]
     assert login(client).status_code == 401
     assert login(client, password=NEW_PASSWORD).status_code == 200
 
@@ -70,7 +75,7 @@ def test_a_wrong_current_password_changes_nothing_and_counts_toward_the_lockout(
     assert [a.status_code for a in answers] == [401] * 5 + [423]
     assert answers[0].get_json()["code"] == codes.AUTH_INVALID_CREDENTIALS.code
     assert login(client).status_code == 423  # the same lock as five wrong logins
-    assert me(client, user["access_token"]).status_code == 200
+    assert me(client, user["access_token"]).status_code == 200  # and the sessions stand
 
 
 def test_sessions_list_each_device_and_mark_the_one_asking(client, user):

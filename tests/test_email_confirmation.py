@@ -57,6 +57,21 @@ def test_a_new_and_a_taken_email_get_the_same_answer(confirming, client, smtp):
     assert login(client, "alice@example.com").status_code == 200  # the account is untouched
 
 
+def test_confirming_answers_alike_for_a_new_and_a_taken_email(confirming, client, smtp):
+    register(client, "alice@example.com")
+    for email in ("alice@example.com", "dave@example.com"):
+        sign_up(confirming, email)
+    code = code_in(smtp.last_to("dave@example.com"))
+    wrong = "000000" if code != "000000" else "111111"
+    taken, new = confirm(confirming, wrong, "alice@example.com"), confirm(confirming, wrong, "dave@example.com")
+    assert taken.status_code == new.status_code == 400
+    assert taken.get_json() == new.get_json()
+    assert confirm(confirming, wrong, "alice@example.com", "other password").get_json() == \
+        confirm(confirming, wrong, "dave@example.com", "other password").get_json()
+    never = confirm(confirming, wrong, "frank@example.com")  # no registration at all
+    assert never.get_json()["code"] == codes.AUTH_EMAIL_CODE_EXPIRED.code
+
+
 def test_a_second_registration_replaces_the_first_and_needs_its_own_password(confirming, smtp):
     sign_up(confirming, password="first password")
     first_code = code_in(smtp.last_to("carol@example.com"))
