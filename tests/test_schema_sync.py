@@ -5,7 +5,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from extensions import db
-from tests.conftest import TEST_DB_URL, recreate_database
+from tests.conftest import TEST_DB_URL, drop_database, recreate_database
 
 SCRATCH_URL = make_url(TEST_DB_URL).set(database=make_url(TEST_DB_URL).database + "_sync").render_as_string(
     hide_password=False)
@@ -102,5 +102,8 @@ def test_without_yes_it_asks_and_a_no_changes_nothing(scratch):
 def test_recreate_helper_leaves_an_empty_database():
     recreate_database(SCRATCH_URL)
     engine = create_engine(SCRATCH_URL)
-    assert inspect(engine).get_table_names() == []
-    engine.dispose()
+    try:
+        assert inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+        drop_database(SCRATCH_URL)  # no fixture made it, so none drops it
