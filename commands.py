@@ -10,6 +10,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
+from models import UserModel
 from services import account, auth, orders
 from services.payments import dev as dev_payments
 from store import sessions
@@ -47,13 +48,18 @@ def _unknown(email: str) -> None:
     raise click.ClickException(f"no user with email {email}")
 
 
+def _user(email: str) -> UserModel:
+    user = auth.find_user(email.strip().lower())
+    if user is None:
+        _unknown(email)
+    return user
+
+
 @users.command("show")
 @click.argument("email")
 def show_user(email: str) -> None:
     """Print an account and its live session count."""
-    user = auth.find_user(email.strip().lower())
-    if user is None:
-        _unknown(email)
+    user = _user(email)
     for key, value in auth.public_user(user).items():
         click.echo(f"{key}: {value}")
     click.echo(f"email_verified_at: {user.email_verified_at.isoformat() if user.email_verified_at else '-'}")
@@ -65,10 +71,7 @@ def show_user(email: str) -> None:
 @click.argument("email")
 def list_user_sessions(email: str) -> None:
     """Print the user's live sessions, newest use first."""
-    user = auth.find_user(email.strip().lower())
-    if user is None:
-        _unknown(email)
-    for session in account.list_sessions(user.id, current_sid="")["items"]:
+    for session in account.list_sessions(_user(email).id, current_sid="")["items"]:
         click.echo(f"{session['id']}  device={session['device_id'] or '-'}  ip={session['ip'] or '-'}"
                    f"  created={session['created_at'].isoformat()}  last_used={session['last_used_at'].isoformat()}")
 

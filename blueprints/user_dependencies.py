@@ -16,7 +16,7 @@ import codes
 from api import mark_authenticated
 from errors import ApiError
 from extensions import client_ip
-from services import auth, orders, tokens
+from services import auth, tokens
 from store import sessions
 
 MAX_TOKEN_LENGTH = 4096
@@ -90,8 +90,7 @@ def login_required(view: Callable | None = None, *, order_arg: str | None = None
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            order_no = kwargs[order_arg] if order_arg else None
-            g.user_context = get_current_user(order_no if order_no and orders.is_order_no(order_no) else None)
+            g.user_context = get_current_user(kwargs[order_arg] if order_arg else None)
             g.user_id = g.user_context.user_id  # for the request log line
             return view(*args, **kwargs)
 

@@ -8,6 +8,7 @@ from typing import Any
 import codes
 from errors import ApiError
 from extensions import db
+from models import UserModel
 from models.base import utcnow
 from services import auth
 from store import login_failures, sessions, user_snapshot
@@ -28,18 +29,11 @@ def change_password(user_id: int, current: str, new: str, device_id: str | None,
     """Set a new password. Every session ends, the asking one's tokens too (a thief may hold a copy
     of them), and the asking device gets a fresh pair in a new session. A wrong current password
     counts toward the lockout like a failed login."""
-    user = auth.users.get(user_id)
-    if user is None:  # deleted while the token was still live
-        raise ApiError(codes.AUTH_TOKEN_REVOKED)
+    user = _signed_in(user_id)
     email, verified = user.email, user.password_hash
-    auth.refuse_if_locked(email)
-    if not auth.verify_password(verified, current):
-        auth.record_failure(email)
+    auth.check_password(email, verified, current)
     new_hash = auth.hash_password(new)
-    user = auth.lock_row(user_id)
-    if user.password_hash != verified:  # changed meanwhile: the current password is not current
-        db.session.commit()
-        raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
+    user = auth.lock_unchanged(user_id, verified)
     user.password_hash = new_hash
     sessions.revoke_all(user_id)  # before the commit: a failure leaves the old password
     login_failures.clear(email)
@@ -50,20 +44,14 @@ def delete_account(user_id: int, password: str | None, code: str | None) -> None
     """The user leaves: proven by the password or by a sign-in code mailed to the address, every
     session ends at once and the row is emptied (email, password, nickname) but kept, so that the
     user's orders and payments stay on record; the address can register again."""
-    user = auth.users.get(user_id)
-    if user is None or user.deleted_at is not None:
-        raise ApiError(codes.AUTH_TOKEN_REVOKED)
+    user = _signed_in(user_id)
     email, verified = user.email, user.password_hash
     if password is not None:
-        auth.refuse_if_locked(email)
-        if not auth.verify_password(verified, password):
-            auth.record_failure(email)
+        auth.check_password(email, verified, password)
+        user = auth.lock_unchanged(user_id, verified)
     else:
         auth.consume_code(email, code, "login")
-    user = auth.lock_row(user_id)
-    if password is not None and user.password_hash != verified:
-        db.session.commit()
-        raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
+        user = auth.lock_row(user_id)
     sessions.forget_user(user_id)  # before the commit: a failure deletes nothing
     user.email, user.password_hash, user.nickname = f"deleted-{user_id}@invalid", None, None
     user.email_verified_at, user.deleted_at = None, utcnow()
@@ -86,6 +74,14 @@ def end_session(user_id: int, sid: str) -> None:
     if sid not in {session["sid"] for session in sessions.live_sessions(user_id)}:
         raise ApiError(codes.AUTH_SESSION_NOT_FOUND)
     sessions.revoke_session(user_id, sid)
+
+
+def _signed_in(user_id: int) -> UserModel:
+    """The caller's row, read without a lock (the password check comes before any lock)."""
+    user = auth.users.get(user_id)
+    if user is None or user.deleted_at is not None:  # gone while its token was still live
+        raise ApiError(codes.AUTH_TOKEN_REVOKED)
+    return user
 
 
 def _from_unix(seconds: float) -> datetime:

@@ -141,18 +141,31 @@ def _create_user(email: str, password_hash: str, nickname: str | None, verified:
     return user
 
 
+def check_password(email: str, password_hash: str | None, password: str) -> None:
+    """The lockout first, then the password (argon2, outside any row lock); a wrong one counts
+    toward the lockout. Raises unless the password is right."""
+    refuse_if_locked(email)
+    if not verify_password(password_hash, password):
+        record_failure(email)
+
+
+def lock_unchanged(user_id: int, password_hash: str | None) -> UserModel:
+    """The user row, locked, as long as its password is still the one just checked (a code login
+    proving the mailbox, a reset or a change may have replaced it meanwhile)."""
+    user = lock_row(user_id)
+    if user.password_hash != password_hash:
+        db.session.commit()
+        raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
+    return user
+
+
 def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str, Any]:
     """Password login with lockout. An unknown email, a wrong password and an account without
     one answer, cost and lock alike: the lockout counts by email, in Redis, whatever the email."""
     user = find_user(email)
-    refuse_if_locked(email)
     password_hash = user.password_hash if user else None
-    if not verify_password(password_hash, password):
-        record_failure(email)
-    user = lock_row(user.id)
-    if user.password_hash != password_hash:  # changed while we verified (the owner proved the mailbox)
-        db.session.commit()
-        raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
+    check_password(email, password_hash, password)
+    user = lock_unchanged(user.id, password_hash)
     refuse_if_locked(email)  # locked by parallel attempts while we verified
     login_failures.clear(email)
     user.record_login()
@@ -164,8 +177,7 @@ def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str
 def record_failure(email: str) -> None:
     """Count one wrong password in one atomic step, so parallel attempts lose no increment and
     none gets past the lock; always raises."""
-    seconds = login_failures.record(email, _cfg()["max_failed_logins"],
-                                               int(_cfg()["lockout_minutes"] * 60_000))
+    seconds = login_failures.record(email, _cfg()["max_failed_logins"], int(_cfg()["lockout_minutes"] * 60_000))
     if seconds:
         raise _locked(seconds)
     raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
@@ -177,7 +189,7 @@ def refresh(refresh_token: str, ip: str) -> dict[str, Any]:
     issued = tokens.issue_pair(claims["uid"], sid=claims["sid"], device_id=claims.get("device_id"),
                                generation=claims["gen"] + 1)
     outcome, refresh_to_hand_out = sessions.rotate(claims["uid"], refresh_token, claims["gen"], issued,
-                                                      _cfg()["refresh_grace_seconds"], session_ttl(), ip)
+                                                   _cfg()["refresh_grace_seconds"], session_ttl(), ip)
     if outcome == "reuse":
         log.warning("refresh token reuse detected: every session revoked",
                     extra={"fields": {"user_id": claims["uid"], "sid": claims["sid"]}})

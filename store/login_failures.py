@@ -29,8 +29,7 @@ return 0
 
 def record(email: str, max_failures: int, lock_ms: int) -> int:
     """Count a wrong login; returns 0, or the seconds left if the email was locked already."""
-    ms_left = lua.run(_LOGIN_FAILURE, [FAILURES(email)], max_failures, lock_ms)
-    return -(-ms_left // 1000)
+    return _seconds(lua.run(_LOGIN_FAILURE, [FAILURES(email)], max_failures, lock_ms))
 
 
 def seconds_locked(email: str, max_failures: int) -> int:
@@ -39,7 +38,12 @@ def seconds_locked(email: str, max_failures: int) -> int:
     pipe.get(FAILURES(email))
     pipe.pttl(FAILURES(email))
     count, ms_left = pipe.execute()
-    return max(1, -(-ms_left // 1000)) if count and int(count) >= max_failures else 0
+    return max(1, _seconds(ms_left)) if count and int(count) >= max_failures else 0
+
+
+def _seconds(ms: int) -> int:
+    """Rounded up, as Retry-After needs."""
+    return -(-ms // 1000)
 
 
 def clear(email: str) -> None:
