@@ -34,44 +34,43 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def configure(app: Flask, config: dict[str, Any]) -> None:
-    for section, values in config.items():
-        app.config[section.upper()] = values
+def configure(app: Flask, config: Any) -> None:
+    app.config["SETTINGS"] = config  # read as config.settings
     app.config["VERSION"] = __version__
-    app.config["DEBUG"] = config["app"]["debug"]
-    app.config["TESTING"] = config["app"]["env"] == "testing"
-    app.config["MAX_CONTENT_LENGTH"] = config["app"]["max_content_length"]
-    database = config["database"]
-    app.config["SQLALCHEMY_DATABASE_URI"] = database["url"]
+    app.config["DEBUG"] = config.app.debug
+    app.config["TESTING"] = config.app.env == "testing"
+    app.config["MAX_CONTENT_LENGTH"] = config.app.max_content_length
+    database = config.database
+    app.config["SQLALCHEMY_DATABASE_URI"] = database.url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-        "pool_size": database["pool_size"],
-        "max_overflow": database["max_overflow"],
-        "pool_recycle": database["pool_recycle"],
-        "pool_pre_ping": database["pool_pre_ping"],
-        "pool_timeout": database["pool_timeout"],
+        "pool_size": database.pool_size,
+        "max_overflow": database.max_overflow,
+        "pool_recycle": database.pool_recycle,
+        "pool_pre_ping": database.pool_pre_ping,
+        "pool_timeout": database.pool_timeout,
         # Every connection comes back through a Session or Connection that has already rolled
         # its transaction back; the pool's own reset would send a second ROLLBACK per request.
         "pool_reset_on_return": None,
         # A failed statement's message must not carry its parameters (emails, hashes) into the logs.
         "hide_parameters": True,
         "connect_args": {
-            "connect_timeout": database["connect_timeout"],
-            "read_timeout": database["read_timeout"],
-            "write_timeout": database["read_timeout"],
+            "connect_timeout": database.connect_timeout,
+            "read_timeout": database.read_timeout,
+            "write_timeout": database.read_timeout,
         },
     }
-    redis_cfg = config["redis"]
-    storage_uri = redis_cfg["url"]
-    if redis_cfg["cluster"]:  # limits names the cluster client by scheme, and a cluster has no db number
+    redis_cfg = config.redis
+    storage_uri = redis_cfg.url
+    if redis_cfg.cluster:  # limits names the cluster client by scheme, and a cluster has no db number
         storage_uri = "redis+cluster://" + storage_uri.split("://", 1)[1].split("/", 1)[0]
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {
-        "key_prefix": redis_cfg["key_prefix"] + keys.LIMITER_PREFIX,
-        "socket_timeout": redis_cfg["socket_timeout"],
-        "socket_connect_timeout": redis_cfg["socket_connect_timeout"],
+        "key_prefix": redis_cfg.key_prefix + keys.LIMITER_PREFIX,
+        "socket_timeout": redis_cfg.socket_timeout,
+        "socket_connect_timeout": redis_cfg.socket_connect_timeout,
     }
     app.config["RATELIMIT_STRATEGY"] = "moving-window"
-    trusted = config["app"]["trusted_proxies"]
+    trusted = config.app.trusted_proxies
     if trusted:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted)
 
@@ -95,7 +94,7 @@ def _register_cors(app: Flask) -> None:
     browser asked), and there is nothing for it to add. flask-cors has no setting for that, and
     its extension object offers no hook to wrap: so the function init_app registered is replaced.
     """
-    cors.init_app(app, resources={r"/api/*": {"origins": app.config["APP"]["cors_origins"]}},
+    cors.init_app(app, resources={r"/api/*": {"origins": app.config["SETTINGS"].app.cors_origins}},
                   expose_headers=["X-Request-ID", "Retry-After"], always_send=False)
     answer_cors = app.after_request_funcs[None].pop()  # the function init_app has just added
     app.after_request(lambda response: answer_cors(response) if "Origin" in request.headers else response)

@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.exc import IntegrityError
 
+from config import reference, settings
 from extensions import db
 from models import UserModel
 from services import account, auth, orders
@@ -110,15 +111,15 @@ def expire_orders_command(batch_size: int | None) -> None:
 @with_appcontext
 def pay_order_command(order_no: str, url: str | None, transaction_id: str | None) -> None:
     """Pay ORDER_NO locally: send the running service a signed dev notification for its amount."""
-    config = current_app.config["PAYMENT"]
-    if "dev" not in config["providers"]:
+    config = settings.payment
+    if "dev" not in config.providers:
         raise click.ClickException("the dev provider is not enabled (payment.providers)")
     order = orders.find_order(order_no)
     if order is None:
         raise click.ClickException(f"no order {order_no}")
     transaction_id = transaction_id or f"dev_{secrets.token_hex(12)}"
     try:
-        status, answer = dev_payments.send_payment(url or config["notify_base_url"], config["dev"]["secret"],
+        status, answer = dev_payments.send_payment(url or config.notify_base_url, config.dev.secret,
                                                    order, transaction_id)
     except OSError as exc:
         raise click.ClickException(f"the service did not answer: {exc}") from None
@@ -145,7 +146,14 @@ def delete_user(email: str, yes: bool) -> None:
     click.echo(f"Deleted {email}.")
 
 
+@click.command("config-reference")
+def config_reference_command() -> None:
+    """Print every setting with its default and meaning (docs/configuration.md)."""
+    click.echo(reference(), nl=False)
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(config_reference_command)
     app.cli.add_command(sync_schema_command)
     app.cli.add_command(users)
     app.cli.add_command(expire_orders_command)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from flask import current_app
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import missing as marshmallow_missing
+from werkzeug.local import LocalProxy
 
 DEFAULT_PATH = Path(__file__).with_name("config.yaml")
 ENV_PREFIX = "APP__"
@@ -32,115 +37,167 @@ class ConfigError(SystemExit):
 
 
 class _Section(Schema):
+    """A section of the file: unknown keys refused, loaded into a frozen object with one attribute
+    per field, so that code reads settings.auth.lockout_minutes and a misspelt name fails loudly."""
+
     class Meta:
         unknown = RAISE
 
+    @post_load
+    def freeze(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        return _frozen_type(type(self))(**data)
+
+
+@cache
+def _frozen_type(schema_cls: type[Schema]) -> type:
+    # Generated from the schema, so that each setting and its default are written once, there.
+    name = schema_cls.__name__.removesuffix("Section").removesuffix("Schema") + "Settings"
+    return dataclasses.make_dataclass(name, [(key, Any, dataclasses.field(default=None))
+                                             for key in schema_cls._declared_fields], frozen=True)
+
+
+def _section(schema_cls: type[_Section]) -> fields.Nested:
+    """A nested section that may be left out of the file: then every key takes its default."""
+    return fields.Nested(schema_cls, load_default=lambda: schema_cls().load({}))
+
+
+def _doc(text: str) -> dict[str, Any]:
+    return {"metadata": {"doc": text}}
+
 
 class AppSection(_Section):
-    env = fields.String(required=True, validate=validate.OneOf(["development", "testing", "production"]))
-    debug = fields.Boolean(load_default=False)
-    default_language = fields.String(required=True)
-    languages = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
-    cors_origins = fields.List(fields.String(), load_default=list)
-    max_content_length = fields.Integer(load_default=1024 * 1024, validate=validate.Range(min=1024))
-    trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
-    log_level = fields.String(load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
+    env = fields.String(required=True, validate=validate.OneOf(["development", "testing", "production"]),
+                        **_doc("`production` refuses development secrets and the dev provider"))
+    debug = fields.Boolean(load_default=False, **_doc("Flask's debug mode"))
+    default_language = fields.String(load_default="en", **_doc("answers' language when the request asks none"))
+    languages = fields.List(fields.String(), load_default=lambda: ["en", "zh_Hans"], validate=validate.Length(min=1),
+                            **_doc("languages answered, each with a catalog in translations/"))
+    cors_origins = fields.List(fields.String(), load_default=list, **_doc("browser origins allowed to call /api/*"))
+    max_content_length = fields.Integer(load_default=1024 * 1024, validate=validate.Range(min=1024),
+                                        **_doc("bytes; a larger body answers 413"))
+    trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10),
+                                     **_doc("X-Forwarded-For hops to trust (ProxyFix) for the client address"))
+    log_level = fields.String(load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]),
+                              **_doc("level of the JSON log lines"))
 
 
 class DatabaseSection(_Section):
-    url = fields.String(required=True)
-    pool_size = fields.Integer(load_default=20, validate=validate.Range(min=1))
-    max_overflow = fields.Integer(load_default=40, validate=validate.Range(min=0))
-    pool_recycle = fields.Integer(load_default=3600)
-    pool_pre_ping = fields.Boolean(load_default=True)
-    pool_timeout = fields.Float(load_default=5, validate=validate.Range(min=0.1))
-    connect_timeout = fields.Integer(load_default=2, validate=validate.Range(min=1))
-    read_timeout = fields.Integer(load_default=10, validate=validate.Range(min=1))
+    url = fields.String(required=True, **_doc("SQLAlchemy URL, `mysql+pymysql://user:pw@host:3306/db?charset=utf8mb4`"))
+    pool_size = fields.Integer(load_default=20, validate=validate.Range(min=1),
+                               **_doc("connections each worker keeps open"))
+    max_overflow = fields.Integer(load_default=40, validate=validate.Range(min=0),
+                                  **_doc("connections opened beyond pool_size under load"))
+    pool_recycle = fields.Integer(load_default=3600, **_doc("seconds after which a connection is replaced"))
+    pool_pre_ping = fields.Boolean(load_default=True, **_doc("test a pooled connection before using it"))
+    pool_timeout = fields.Float(load_default=5, validate=validate.Range(min=0.1),
+                                **_doc("seconds to wait for a free connection before answering 503"))
+    connect_timeout = fields.Integer(load_default=2, validate=validate.Range(min=1), **_doc("seconds"))
+    read_timeout = fields.Integer(load_default=10, validate=validate.Range(min=1),
+                                  **_doc("seconds per statement (and per write)"))
 
 
 class RedisSection(_Section):
-    url = fields.String(required=True)
-    key_prefix = fields.String(load_default="")
-    socket_timeout = fields.Float(load_default=1.0, validate=validate.Range(min=0.05))
-    socket_connect_timeout = fields.Float(load_default=1.0, validate=validate.Range(min=0.05))
-    cluster = fields.Boolean(load_default=False)
+    url = fields.String(required=True, **_doc("`redis://host:6379/0`; with cluster, any node"))
+    key_prefix = fields.String(load_default="", **_doc("put before every key, so that apps can share a Redis"))
+    socket_timeout = fields.Float(load_default=1.0, validate=validate.Range(min=0.05), **_doc("seconds"))
+    socket_connect_timeout = fields.Float(load_default=1.0, validate=validate.Range(min=0.05), **_doc("seconds"))
+    cluster = fields.Boolean(load_default=False, **_doc("talk to a Redis Cluster"))
 
 
 class RateLimitsSection(_Section):
-    login_per_email = fields.String(load_default="10/minute")
-    login_per_ip = fields.String(load_default="60/minute")
-    send_code_per_email = fields.String(load_default="5/hour")
-    send_code_per_ip = fields.String(load_default="30/hour")
-    verify_code_per_email = fields.String(load_default="10/minute")
-    verify_code_per_ip = fields.String(load_default="60/minute")
-    refresh_per_ip = fields.String(load_default="120/minute")
+    login_per_email = fields.String(load_default="10/minute", **_doc("password logins per address"))
+    login_per_ip = fields.String(load_default="60/minute", **_doc("password logins per client address"))
+    send_code_per_email = fields.String(load_default="5/hour", **_doc("codes mailed per address"))
+    send_code_per_ip = fields.String(load_default="30/hour", **_doc("codes mailed per client address"))
+    verify_code_per_email = fields.String(load_default="10/minute", **_doc("code checks per address"))
+    verify_code_per_ip = fields.String(load_default="60/minute", **_doc("code checks per client address"))
+    refresh_per_ip = fields.String(load_default="120/minute", **_doc("refreshes per client address"))
 
 
 class AuthSection(_Section):
-    jwt_secret = fields.String(required=True, validate=validate.Length(min=16))
-    jwt_algorithm = fields.String(load_default="HS256", validate=validate.OneOf(["HS256", "HS384", "HS512"]))
-    access_token_ttl = fields.Integer(load_default=86400, validate=validate.Range(min=1))
-    refresh_token_ttl = fields.Integer(load_default=604800, validate=validate.Range(min=1))
-    refresh_grace_seconds = fields.Integer(load_default=30, validate=validate.Range(min=0))
-    max_sessions_per_user = fields.Integer(load_default=10, validate=validate.Range(min=1))
-    max_failed_logins = fields.Integer(load_default=5, validate=validate.Range(min=1))
-    lockout_minutes = fields.Float(load_default=15, validate=validate.Range(min=0))
-    email_code_ttl = fields.Integer(load_default=300, validate=validate.Range(min=1))
-    email_code_resend_seconds = fields.Integer(load_default=60, validate=validate.Range(min=0))
-    email_code_max_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1))
-    email_code_max_failures = fields.Integer(load_default=10, validate=validate.Range(min=1))
-    email_code_failure_window = fields.Integer(load_default=86400, validate=validate.Range(min=1))
-    require_email_confirmation = fields.Boolean(load_default=False)
-    rate_limits = fields.Nested(RateLimitsSection, load_default=dict)
+    jwt_secret = fields.String(required=True, validate=validate.Length(min=16),
+                               **_doc("signs tokens and email-code digests; 32+ characters in production"))
+    jwt_algorithm = fields.String(load_default="HS256", validate=validate.OneOf(["HS256", "HS384", "HS512"]),
+                                  **_doc("HMAC algorithm of the tokens"))
+    access_token_ttl = fields.Integer(load_default=86400, validate=validate.Range(min=1), **_doc("seconds (24 h)"))
+    refresh_token_ttl = fields.Integer(load_default=604800, validate=validate.Range(min=1),
+                                       **_doc("seconds (7 days)"))
+    refresh_grace_seconds = fields.Integer(load_default=30, validate=validate.Range(min=0),
+                                           **_doc("a just-rotated refresh token still answers for this long"))
+    max_sessions_per_user = fields.Integer(load_default=10, validate=validate.Range(min=1),
+                                           **_doc("devices signed in at once; the oldest is ended"))
+    max_failed_logins = fields.Integer(load_default=5, validate=validate.Range(min=1),
+                                       **_doc("wrong passwords before the address is locked"))
+    lockout_minutes = fields.Float(load_default=15, validate=validate.Range(min=0), **_doc("length of a lockout"))
+    email_code_ttl = fields.Integer(load_default=300, validate=validate.Range(min=1),
+                                    **_doc("seconds a mailed code stays valid"))
+    email_code_resend_seconds = fields.Integer(load_default=60, validate=validate.Range(min=0),
+                                               **_doc("seconds before another code can be sent"))
+    email_code_max_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1),
+                                             **_doc("wrong tries that spend one code"))
+    email_code_max_failures = fields.Integer(load_default=10, validate=validate.Range(min=1),
+                                             **_doc("wrong codes per address across resends, per window"))
+    email_code_failure_window = fields.Integer(load_default=86400, validate=validate.Range(min=1),
+                                               **_doc("seconds of that window"))
+    require_email_confirmation = fields.Boolean(
+        load_default=False, **_doc("register mails a code, and only confirming it creates the account"))
+    rate_limits = _section(RateLimitsSection)
 
 
 class SmtpSection(_Section):
-    host = fields.String(required=True)
-    port = fields.Integer(required=True, validate=validate.Range(min=1, max=65535))
-    username = fields.String(load_default="")
-    password = fields.String(load_default="")
-    security = fields.String(load_default="none", validate=validate.OneOf(["none", "starttls", "ssl"]))
-    sender = fields.String(required=True)
-    timeout = fields.Float(load_default=5, validate=validate.Range(min=0.1))
+    host = fields.String(required=True, **_doc("mail server for the codes"))
+    port = fields.Integer(required=True, validate=validate.Range(min=1, max=65535), **_doc("its port"))
+    username = fields.String(load_default="", **_doc("login, if the server wants one"))
+    password = fields.String(load_default="", **_doc("secret: set APP__SMTP__PASSWORD"))
+    security = fields.String(load_default="none", validate=validate.OneOf(["none", "starttls", "ssl"]),
+                             **_doc("`none`, `starttls` or `ssl`"))
+    sender = fields.String(required=True, **_doc("From: of the mails"))
+    timeout = fields.Float(load_default=5, validate=validate.Range(min=0.1), **_doc("seconds per SMTP call"))
 
 
 class OrderSection(_Section):
-    expire_seconds = fields.Integer(load_default=1800, validate=validate.Range(min=1))
-    idempotency_ttl = fields.Integer(load_default=86400, validate=validate.Range(min=86400))
-    sweep_batch_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=10000))
+    expire_seconds = fields.Integer(load_default=1800, validate=validate.Range(min=1),
+                                    **_doc("an unpaid order expires after this many seconds"))
+    sweep_batch_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=10000),
+                                      **_doc("rows per transaction in `flask expire-orders`"))
 
 
 class ProductSection(_Section):
-    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
+    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"), **_doc("unique"))
     name = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Length(min=1, max=128)),
-                       required=True, validate=validate.Length(min=1))
-    price = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))  # minor units
-    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
-    active = fields.Boolean(load_default=True)
+                       required=True, validate=validate.Length(min=1), **_doc("by language: `{en: ..., zh_Hans: ...}`"))
+    price = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
+                           **_doc("an integer in minor units (cents, fen)"))
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"), **_doc("ISO 4217, upper case"))
+    active = fields.Boolean(load_default=True, **_doc("false: listed nowhere, cannot be ordered"))
 
 
 PROVIDER_NAMES = ("dev", "stripe", "alipay")
 
 
 class DevProviderSection(_Section):
-    secret = fields.String(required=True, validate=validate.Length(min=8))
+    secret = fields.String(required=True, validate=validate.Length(min=8),
+                           **_doc("signs the dev provider's notifications; needed while `dev` is in providers"))
 
 
 class StripeProviderSection(_Section):
-    secret_key = fields.String(load_default="")
-    webhook_secret = fields.String(load_default="")
-    api_base = fields.String(load_default="https://api.stripe.com")
-    success_url = fields.String(load_default="http://localhost:3000/orders/{order_no}")
-    cancel_url = fields.String(load_default="http://localhost:3000/orders/{order_no}")
-    timeout = fields.Float(load_default=10, validate=validate.Range(min=0.1, max=60))
+    secret_key = fields.String(load_default="", **_doc("`sk_live_...`; secret"))
+    webhook_secret = fields.String(load_default="", **_doc("`whsec_...` of /api/payment/notify/stripe; secret"))
+    api_base = fields.String(load_default="https://api.stripe.com", **_doc("Stripe's API"))
+    success_url = fields.String(load_default="http://localhost:3000/orders/{order_no}",
+                                **_doc("where Checkout sends the buyer after paying"))
+    cancel_url = fields.String(load_default="http://localhost:3000/orders/{order_no}",
+                               **_doc("where Checkout sends a buyer who gives up"))
+    timeout = fields.Float(load_default=10, validate=validate.Range(min=0.1, max=60),
+                           **_doc("seconds per call to Stripe"))
 
 
 class AlipayProviderSection(_Section):
-    app_id = fields.String(load_default="")
-    private_key = fields.String(load_default="")  # the app's RSA private key, PEM or bare base64
-    public_key = fields.String(load_default="")  # Alipay's RSA public key, PEM or bare base64
-    gateway = fields.String(load_default="https://openapi.alipay.com/gateway.do")
-    return_url = fields.String(load_default="")
+    app_id = fields.String(load_default="", **_doc("the app's id at Alipay"))
+    private_key = fields.String(load_default="", **_doc("the app's RSA2 private key, PEM or bare base64; secret"))
+    public_key = fields.String(load_default="", **_doc("Alipay's RSA2 public key, from its console"))
+    gateway = fields.String(load_default="https://openapi.alipay.com/gateway.do", **_doc("Alipay's gateway"))
+    return_url = fields.String(load_default="", **_doc("where the buyer's browser goes after paying"))
 
 
 # Keys a provider cannot work without; checked only for the enabled providers.
@@ -150,45 +207,48 @@ PROVIDER_KEYS = {"dev": ("secret",), "stripe": ("secret_key", "webhook_secret"),
 
 class PaymentSection(_Section):
     providers = fields.List(fields.String(validate=validate.OneOf(PROVIDER_NAMES)), load_default=lambda: ["dev"],
-                            validate=validate.Length(min=1))
-    default = fields.String(load_default="dev")
-    tolerance_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
-    notify_base_url = fields.String(load_default="http://127.0.0.1:8000")  # where providers reach this service
+                            validate=validate.Length(min=1),
+                            **_doc("any of `dev`, `stripe`, `alipay`; each listed one needs its keys"))
+    default = fields.String(load_default="dev", **_doc("used when an order names no provider; one of providers"))
+    tolerance_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1),
+                                       **_doc("notifications signed longer ago (or ahead) are refused as replays"))
+    notify_base_url = fields.String(load_default="http://127.0.0.1:8000",
+                                    **_doc("this service as providers (and `flask pay-order`) reach it"))
     dev = fields.Nested(DevProviderSection)
-    stripe = fields.Nested(StripeProviderSection, load_default=lambda: StripeProviderSection().load({}))
-    alipay = fields.Nested(AlipayProviderSection, load_default=lambda: AlipayProviderSection().load({}))
+    stripe = _section(StripeProviderSection)
+    alipay = _section(AlipayProviderSection)
 
     @validates_schema
     def check_providers(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data["default"] not in data["providers"]:
             raise ValidationError("must be one of payment.providers", field_name="default")
         for name in data["providers"]:
-            section = data.get(name) or {}
+            section = data.get(name)
             for key in PROVIDER_KEYS[name]:
-                if not section.get(key):
+                if not getattr(section, key, None):
                     raise ValidationError({key: [f"required while {name} is in payment.providers"]},
                                           field_name=name)
 
 
-class ConfigSchema(_Section):
+class RootSection(_Section):
     app = fields.Nested(AppSection, required=True)
     database = fields.Nested(DatabaseSection, required=True)
     redis = fields.Nested(RedisSection, required=True)
     auth = fields.Nested(AuthSection, required=True)
     smtp = fields.Nested(SmtpSection, required=True)
-    order = fields.Nested(OrderSection, load_default=dict)
-    payment = fields.Nested(PaymentSection, load_default=dict)
-    products = fields.List(fields.Nested(ProductSection), load_default=list)
+    order = _section(OrderSection)
+    payment = _section(PaymentSection)
+    products = fields.List(fields.Nested(ProductSection), load_default=list, **_doc("what is for sale"))
 
     @validates_schema
     def check_products(self, data: dict[str, Any], **kwargs: Any) -> None:
-        ids = [product["id"] for product in data.get("products", [])]
+        ids = [product.id for product in data.get("products", [])]
         if len(ids) != len(set(ids)):
             raise ValidationError("product ids must be unique", field_name="products")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
-                environ: dict[str, str] | None = None) -> dict[str, Any]:
+                environ: dict[str, str] | None = None) -> Any:
     """Read the YAML file, apply environment and explicit overrides, validate."""
     path = Path(path or os.environ.get("APP_CONFIG") or DEFAULT_PATH)
     raw = _read_yaml(path)
@@ -196,7 +256,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
     for dotted, value in (overrides or {}).items():
         _set(raw, dotted.split("."), value)
     try:
-        config = ConfigSchema().load(raw)
+        config = RootSection().load(raw)
     except ValidationError as exc:
         raise ConfigError(_first_error(exc.messages)) from None
     _check_production_secrets(config)
@@ -225,7 +285,7 @@ def _apply_environ(raw: dict[str, Any], environ: dict[str, str]) -> None:
 
 def _field_for(keys: list[str]) -> fields.Field | None:
     """The schema field an override targets, to parse the text to its type."""
-    schema: Schema = ConfigSchema()
+    schema: Schema = RootSection()
     field = None
     for key in keys:
         field = schema.fields.get(key) if schema is not None else None
@@ -269,16 +329,15 @@ def _first_error(messages: Any, path: str = "") -> str:
     return f"{path}: {messages}"
 
 
-def _get(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
+def _get(node: Any, keys: tuple[str, ...]) -> Any:
+    """The value at keys, in loaded settings or in the raw YAML alike; None where it is absent."""
     for key in keys:
-        if not isinstance(config, dict) or key not in config:
-            return None
-        config = config[key]
-    return config
+        node = node.get(key) if isinstance(node, dict) else getattr(node, key, None)
+    return node
 
 
-def _check_production_secrets(config: dict[str, Any]) -> None:
-    if config["app"]["env"] != "production":
+def _check_production_secrets(config: Any) -> None:
+    if config.app.env != "production":
         return
     shipped = _read_yaml(DEFAULT_PATH)
     for keys in SECRETS:
@@ -286,11 +345,44 @@ def _check_production_secrets(config: dict[str, Any]) -> None:
         if value and value == _get(shipped, keys):
             name = ENV_PREFIX + "__".join(k.upper() for k in keys)
             raise ConfigError(f"{'.'.join(keys)}: still the development value; set {name} in production")
-    if len(config["auth"]["jwt_secret"]) < 32:
+    if len(config.auth.jwt_secret) < 32:
         raise ConfigError("auth.jwt_secret: use at least 32 characters in production")
 
 
-def _check_production_providers(config: dict[str, Any]) -> None:
+def _check_production_providers(config: Any) -> None:
     # The dev provider's notifications pay orders with no money moving: for development and tests only.
-    if config["app"]["env"] == "production" and "dev" in config["payment"]["providers"]:
+    if config.app.env == "production" and "dev" in config.payment.providers:
         raise ConfigError("payment.providers: dev pays orders without money; enable stripe or alipay in production")
+
+
+# The current app's settings (what load_config returned), read as settings.auth.lockout_minutes.
+settings: Any = cast(Any, LocalProxy(lambda: current_app.config["SETTINGS"]))
+
+
+def reference() -> str:
+    """Every setting with its default and meaning, as docs/configuration.md shows them."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    _reference_rows(RootSection(), "", lines)
+    return "\n".join(lines) + "\n"
+
+
+def _reference_rows(schema: Schema, prefix: str, lines: list[str]) -> None:
+    for name, field in schema.fields.items():
+        if isinstance(field, fields.Nested):
+            _reference_rows(field.schema, f"{prefix}{name}.", lines)
+            continue
+        if isinstance(field, fields.List) and isinstance(field.inner, fields.Nested):
+            lines.append(f"| `{prefix}{name}` | `[]` | {field.metadata.get('doc', '')}; each item: |")
+            _reference_rows(field.inner.schema, f"{prefix}{name}[].", lines)
+            continue
+        lines.append(f"| `{prefix}{name}` | {_shown_default(field)} | {field.metadata.get('doc', '')} |")
+
+
+def _shown_default(field: fields.Field) -> str:
+    if field.required:
+        return "required"
+    default = field.load_default
+    if default is marshmallow_missing:
+        return "—"
+    value = default() if callable(default) else default
+    return f"`{json.dumps(value, ensure_ascii=False)}`"

@@ -18,6 +18,8 @@ from sqlalchemy.orm import DeclarativeBase
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from config import settings
+
 
 class Base(DeclarativeBase):
     pass
@@ -31,19 +33,19 @@ class RedisStore:
     """
 
     def init_app(self, app: Flask) -> None:
-        cfg = app.config["REDIS"]
+        cfg = app.config["SETTINGS"].redis
         options = {
-            "socket_timeout": cfg["socket_timeout"],
-            "socket_connect_timeout": cfg["socket_connect_timeout"],
+            "socket_timeout": cfg.socket_timeout,
+            "socket_connect_timeout": cfg.socket_connect_timeout,
             "decode_responses": True,
             # Fail fast: a dead Redis answers 503 now instead of after retries.
             "retry": Retry(NoBackoff(), 0),
         }
-        if cfg["cluster"]:
-            client = redis.RedisCluster.from_url(cfg["url"], **options)
+        if cfg.cluster:
+            client = redis.RedisCluster.from_url(cfg.url, **options)
         else:
-            client = redis.Redis.from_url(cfg["url"], health_check_interval=30, **options)
-        app.extensions["redis_store"] = (client, cfg["key_prefix"], {})
+            client = redis.Redis.from_url(cfg.url, health_check_interval=30, **options)
+        app.extensions["redis_store"] = (client, cfg.key_prefix, {})
 
     @property
     def client(self) -> redis.Redis:
@@ -84,10 +86,10 @@ def client_ip() -> str:
 
 def select_locale() -> Locale:
     """?lang=, then Accept-Language, then app.default_language."""
-    cfg = current_app.config["APP"]
+    cfg = settings.app
     lang = request.args.get("lang", "") if request.query_string else ""  # most requests have no query
     return _select_locale(lang, request.headers.get("Accept-Language", ""),
-                          tuple(cfg["languages"]), cfg["default_language"])
+                          tuple(cfg.languages), cfg.default_language)
 
 
 @lru_cache(maxsize=256)

@@ -56,7 +56,7 @@ def init_app(app: Flask) -> None:
     logging._srcfile = None
     handler = JsonLinesHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    level = app.config["APP"]["log_level"]
+    level = app.config["SETTINGS"].app.log_level
     for logger in (app.logger, access_log, logging.getLogger("flask_api")):
         logger.handlers[:] = [handler]
         logger.setLevel(level)

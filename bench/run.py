@@ -85,12 +85,12 @@ def bench_settings() -> dict[str, str]:
     provider, and the others would call out to Stripe or Alipay for every order.
     """
     base = load_config()
-    url = base["database"]["url"]
+    url = base.database.url
     name = re.search(r"/([^/?]+)(\?|$)", url).group(1)
     env = {
         "APP__APP__LOG_LEVEL": "INFO",
         "APP__DATABASE__URL": url.replace(f"/{name}", f"/{name}_bench", 1),
-        "APP__REDIS__KEY_PREFIX": base["redis"]["key_prefix"] + "bench:",
+        "APP__REDIS__KEY_PREFIX": base.redis.key_prefix + "bench:",
     }
     for key in RateLimitsSection().fields:
         env[f"APP__AUTH__RATE_LIMITS__{key.upper()}"] = "1000000/minute"
@@ -182,7 +182,7 @@ def prepare_storage(env: dict[str, str]) -> None:
     engine.dispose()
     subprocess.run([str(BIN / "flask"), "--app", "app", "sync-schema", "--yes"], cwd=ROOT, check=True,
                    env={**os.environ, **env}, stdout=subprocess.DEVNULL)
-    client = redis.Redis.from_url(load_config()["redis"]["url"])
+    client = redis.Redis.from_url(load_config().redis.url)
     keys = list(client.scan_iter(match=env["APP__REDIS__KEY_PREFIX"] + "*", count=1000))
     for start in range(0, len(keys), 1000):
         client.delete(*keys[start:start + 1000])
@@ -261,14 +261,14 @@ def mint_refresh_tokens(env: dict[str, str], user_ids: list[int]) -> list[str]:
     from store import sessions
 
     app = bench_app(tuple(sorted(env.items())))
-    cfg = app.config["AUTH"]
+    cfg = app.config["SETTINGS"].auth
     minted = []
     with app.app_context():
         for user_id in user_ids:
             for _ in range(CHAINS_PER_USER):
                 issued = tokens.issue_pair(user_id)
-                sessions.store_issued(user_id, issued, cfg["max_sessions_per_user"],
-                                      cfg["refresh_token_ttl"] + cfg["refresh_grace_seconds"])
+                sessions.store_issued(user_id, issued, cfg.max_sessions_per_user,
+                                      cfg.refresh_token_ttl + cfg.refresh_grace_seconds)
                 minted.append(issued.refresh_token)
     return minted
 

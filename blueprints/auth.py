@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, Response, current_app, g
+from flask import Blueprint, Response, g
 
 from api import arguments, parsed_json, response
 from blueprints.user_dependencies import current_user, login_required
+from config import settings
 from extensions import client_ip, limiter
 from schemas.auth import (
     AuthResultSchema,
@@ -32,7 +33,7 @@ bp = Blueprint("auth", __name__, url_prefix="/api/client/auth")
 
 def rate(name: str):
     """A limit read from auth.rate_limits when the request comes, so each app uses its own config."""
-    return lambda: current_app.config["AUTH"]["rate_limits"][name]
+    return lambda: getattr(settings.auth.rate_limits, name)
 
 
 def body_email() -> str | None:

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache, wraps
 from typing import Any
 
-from flask import current_app, g, request
+from flask import g, request
 from flask_babel import get_locale
 
 import codes
 from api import mark_authenticated
+from config import settings
 from errors import ApiError
 from extensions import client_ip
 from services import auth, tokens
@@ -66,8 +67,8 @@ def _access_claims(token: str) -> dict[str, Any]:
     """tokens.decode(token, "access"), its verification remembered per token: a client presents
     the same access token request after request, and the signature check costs about a tenth of
     an authenticated request. Expiry is checked on every request, as PyJWT does (exp <= now)."""
-    cfg = current_app.config["AUTH"]
-    claims = _verified_access_claims(token, cfg["jwt_secret"], cfg["jwt_algorithm"])
+    cfg = settings.auth
+    claims = _verified_access_claims(token, cfg.jwt_secret, cfg.jwt_algorithm)
     if claims["exp"] <= time.time():
         raise ApiError(codes.AUTH_TOKEN_EXPIRED)
     return dict(claims)

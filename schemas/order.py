@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from marshmallow import EXCLUDE, Schema, fields, validates
 
+from config import settings
 from models import OrderStatus
 from schemas.common import Timestamp, between, length, one_of
 
@@ -33,7 +33,7 @@ class OrderCreateSchema(Schema):
     @validates("provider")
     def check_provider(self, value: str | None, **kwargs: Any) -> None:
         if value is not None:  # the enabled providers are per app, so they are checked per request
-            one_of(current_app.config["PAYMENT"]["providers"])(value)
+            one_of(settings.payment.providers)(value)
 
 
 class IdempotencyKeySchema(Schema):

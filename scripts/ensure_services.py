@@ -96,9 +96,9 @@ def ensure(name: str, url: str, default_port: int, start) -> None:
 
 def main() -> None:
     config = load_config()
-    ensure("MariaDB", config["database"]["url"].replace("+pymysql", ""), 3306, start_mariadb)
-    if not config["redis"]["cluster"]:
-        ensure("Redis", config["redis"]["url"], 6379, start_redis)
+    ensure("MariaDB", config.database.url.replace("+pymysql", ""), 3306, start_mariadb)
+    if not config.redis.cluster:
+        ensure("Redis", config.redis.url, 6379, start_redis)
 
 
 if __name__ == "__main__":

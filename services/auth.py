@@ -12,12 +12,12 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import codes
+from config import settings
 from errors import ApiError
 from extensions import db
 from models import UserModel
@@ -56,12 +56,8 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-def _cfg() -> dict[str, Any]:
-    return current_app.config["AUTH"]
-
-
 def session_ttl() -> int:
-    return _cfg()["refresh_token_ttl"] + _cfg()["refresh_grace_seconds"]
+    return settings.auth.refresh_token_ttl + settings.auth.refresh_grace_seconds
 
 
 def public_user(user: UserModel) -> dict[str, Any]:
@@ -73,8 +69,8 @@ def token_pair(issued: Issued) -> dict[str, Any]:
         "access_token": issued.access_token,
         "refresh_token": issued.refresh_token,
         "token_type": "Bearer",
-        "expires_in": _cfg()["access_token_ttl"],
-        "refresh_expires_in": _cfg()["refresh_token_ttl"],
+        "expires_in": settings.auth.access_token_ttl,
+        "refresh_expires_in": settings.auth.refresh_token_ttl,
     }
 
 
@@ -85,7 +81,7 @@ def start_session(user: UserModel, device_id: str | None, ip: str) -> dict[str, 
     """
     db.session.flush()
     issued = tokens.issue_pair(user.id, device_id=device_id)
-    sessions.store_issued(user.id, issued, _cfg()["max_sessions_per_user"], session_ttl(), ip)
+    sessions.store_issued(user.id, issued, settings.auth.max_sessions_per_user, session_ttl(), ip)
     snapshot = public_user(user)
     user_snapshot.save(user.id, snapshot, session_ttl())
     db.session.commit()
@@ -98,7 +94,7 @@ def _locked(seconds: int) -> ApiError:
 
 
 def seconds_locked(email: str) -> int:
-    return login_failures.seconds_locked(email, _cfg()["max_failed_logins"])
+    return login_failures.seconds_locked(email, settings.auth.max_failed_logins)
 
 
 def refuse_if_locked(email: str) -> None:
@@ -177,7 +173,7 @@ def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str
 def record_failure(email: str) -> None:
     """Count one wrong password in one atomic step, so parallel attempts lose no increment and
     none gets past the lock; always raises."""
-    seconds = login_failures.record(email, _cfg()["max_failed_logins"], int(_cfg()["lockout_minutes"] * 60_000))
+    seconds = login_failures.record(email, settings.auth.max_failed_logins, int(settings.auth.lockout_minutes * 60_000))
     if seconds:
         raise _locked(seconds)
     raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
@@ -189,7 +185,7 @@ def refresh(refresh_token: str, ip: str) -> dict[str, Any]:
     issued = tokens.issue_pair(claims["uid"], sid=claims["sid"], device_id=claims.get("device_id"),
                                generation=claims["gen"] + 1)
     outcome, refresh_to_hand_out = sessions.rotate(claims["uid"], refresh_token, claims["gen"], issued,
-                                                   _cfg()["refresh_grace_seconds"], session_ttl(), ip)
+                                                   settings.auth.refresh_grace_seconds, session_ttl(), ip)
     if outcome == "reuse":
         log.warning("refresh token reuse detected: every session revoked",
                     extra={"fields": {"user_id": claims["uid"], "sid": claims["sid"]}})
@@ -217,13 +213,13 @@ def current_snapshot(user_id: int) -> dict[str, Any] | None:
 
 def _code_hash(email: str, code: str, purpose: str) -> str:
     """HMAC of the code, bound to its email and purpose (a login code never passes as a reset code)."""
-    key = _cfg()["jwt_secret"].encode()
+    key = settings.auth.jwt_secret.encode()
     message = f"{email}:{code}" if purpose == "login" else f"{purpose}:{email}:{code}"
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
 def _claim_resend_window(email: str, purpose: str) -> None:
-    wait = email_codes.claim_slot(email, _cfg()["email_code_resend_seconds"], purpose)
+    wait = email_codes.claim_slot(email, settings.auth.email_code_resend_seconds, purpose)
     if wait:
         raise ApiError(codes.AUTH_EMAIL_CODE_TOO_SOON, data={"retry_after": wait},
                        headers={"Retry-After": str(wait)}, seconds=wait)
@@ -237,11 +233,11 @@ def _mail(email: str, subject: str, text: str, purpose: str) -> dict[str, int]:
         email_codes.discard(email, purpose)
         log.warning("email code not sent: %s", exc.__class__.__name__)
         raise ApiError(codes.AUTH_EMAIL_SEND_FAILED) from None
-    return {"resend_after": _cfg()["email_code_resend_seconds"]}
+    return {"resend_after": settings.auth.email_code_resend_seconds}
 
 
 def _new_code() -> tuple[str, int]:
-    return f"{secrets.randbelow(1_000_000):06d}", max(1, _cfg()["email_code_ttl"] // 60)
+    return f"{secrets.randbelow(1_000_000):06d}", max(1, settings.auth.email_code_ttl // 60)
 
 
 def send_email_code(email: str, purpose: str = "login") -> dict[str, int]:
@@ -249,7 +245,7 @@ def send_email_code(email: str, purpose: str = "login") -> dict[str, int]:
     email has an account or not, and so is the mail."""
     _claim_resend_window(email, purpose)
     code, minutes = _new_code()
-    email_codes.store(email, _code_hash(email, code, purpose), _cfg()["email_code_ttl"], purpose)
+    email_codes.store(email, _code_hash(email, code, purpose), settings.auth.email_code_ttl, purpose)
     if purpose == "login":
         subject = gettext("Your sign-in code")
         text = gettext("Your sign-in code is %(code)s. It expires in %(minutes)s minutes.", code=code, minutes=minutes)
@@ -262,7 +258,7 @@ def send_email_code(email: str, purpose: str = "login") -> dict[str, int]:
 
 
 def confirmation_required() -> bool:
-    return _cfg()["require_email_confirmation"]
+    return settings.auth.require_email_confirmation
 
 
 def begin_registration(email: str, password: str, nickname: str | None) -> dict[str, int]:
@@ -274,7 +270,7 @@ def begin_registration(email: str, password: str, nickname: str | None) -> dict[
     code, minutes = _new_code()
     # A taken email gets a pending registration too, under a code nobody is sent, so that confirming
     # answers and costs alike whether the address has an account or not.
-    email_codes.store(email, _code_hash(email, f"{code}:{password_hash}", "register"), _cfg()["email_code_ttl"],
+    email_codes.store(email, _code_hash(email, f"{code}:{password_hash}", "register"), settings.auth.email_code_ttl,
                       "register", {"password_hash": password_hash, "nickname": nickname or ""})
     if find_user(email) is not None:
         return _mail(email, gettext("You already have an account"),
@@ -302,8 +298,9 @@ def confirm_registration(email: str, code: str, password: str, device_id: str | 
 
 def consume_code(email: str, code: str, purpose: str) -> None:
     """Consume a mailed code, or raise why it does not count."""
-    outcome = email_codes.verify(email, _code_hash(email, code, purpose), _cfg()["email_code_max_attempts"],
-                                 _cfg()["email_code_max_failures"], _cfg()["email_code_failure_window"], purpose)
+    auth = settings.auth
+    outcome = email_codes.verify(email, _code_hash(email, code, purpose), auth.email_code_max_attempts,
+                                 auth.email_code_max_failures, auth.email_code_failure_window, purpose)
     if outcome == "wrong":
         raise ApiError(codes.AUTH_EMAIL_CODE_INVALID)
     if outcome == "blocked":

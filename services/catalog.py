@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask_babel import get_locale
 
-
-def _products() -> list[dict[str, Any]]:
-    return current_app.config["PRODUCTS"]
+from config import settings
 
 
-def localized_name(product: dict[str, Any], locale: str | None = None) -> str:
+def localized_name(product: Any, locale: str | None = None) -> str:
     """The product's name in locale, else its language, else the default language, else any."""
-    names = product["name"]
+    names = product.name
     locale = locale or str(get_locale())
     language = locale.split("_")[0]
-    fallback = current_app.config["APP"]["default_language"]
+    fallback = settings.app.default_language
     for key in (locale, language, fallback, fallback.split("_")[0]):
         if key in names:
             return names[key]
@@ -27,16 +24,16 @@ def localized_name(product: dict[str, Any], locale: str | None = None) -> str:
     return next(iter(names.values()))
 
 
-def public_product(product: dict[str, Any]) -> dict[str, Any]:
-    return {"id": product["id"], "name": localized_name(product), "price": product["price"],
-            "currency": product["currency"]}
+def public_product(product: Any) -> dict[str, Any]:
+    return {"id": product.id, "name": localized_name(product), "price": product.price,
+            "currency": product.currency}
 
 
 def list_products() -> list[dict[str, Any]]:
     """The active products, named in the request's language."""
-    return [public_product(product) for product in _products() if product["active"]]
+    return [public_product(product) for product in settings.products if product.active]
 
 
-def find_product(product_id: str) -> dict[str, Any] | None:
+def find_product(product_id: str) -> Any:
     """The active product with this id, or None: a retired product cannot be ordered."""
-    return next((p for p in _products() if p["id"] == product_id and p["active"]), None)
+    return next((p for p in settings.products if p.id == product_id and p.active), None)

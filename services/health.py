@@ -21,7 +21,7 @@ def init_app(app: Flask) -> None:
     """
     app.extensions["health_engine"] = create_engine(
         app.config["SQLALCHEMY_DATABASE_URI"], pool_size=2, max_overflow=0, pool_timeout=PROBE_TIMEOUT,
-        pool_recycle=app.config["DATABASE"]["pool_recycle"],
+        pool_recycle=app.config["SETTINGS"].database.pool_recycle,
         connect_args={"connect_timeout": PROBE_TIMEOUT, "read_timeout": PROBE_TIMEOUT,
                       "write_timeout": PROBE_TIMEOUT})
 

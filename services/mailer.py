@@ -6,25 +6,25 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
-from flask import current_app
+from config import settings
 
 
 def send(to: str, subject: str, body: str) -> None:
     """Send one plain-text mail; raises smtplib.SMTPException or OSError on failure."""
-    cfg = current_app.config["SMTP"]
+    cfg = settings.smtp
     message = EmailMessage()
-    message["From"] = cfg["sender"]
+    message["From"] = cfg.sender
     message["To"] = to
     message["Subject"] = subject
     message.set_content(body)
-    if cfg["security"] == "ssl":
-        connection = smtplib.SMTP_SSL(cfg["host"], cfg["port"], timeout=cfg["timeout"],
+    if cfg.security == "ssl":
+        connection = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout,
                                       context=ssl.create_default_context())
     else:
-        connection = smtplib.SMTP(cfg["host"], cfg["port"], timeout=cfg["timeout"])
+        connection = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
     with connection:
-        if cfg["security"] == "starttls":
+        if cfg.security == "starttls":
             connection.starttls(context=ssl.create_default_context())
-        if cfg["username"]:
-            connection.login(cfg["username"], cfg["password"])
+        if cfg.username:
+            connection.login(cfg.username, cfg.password)
         connection.send_message(message)

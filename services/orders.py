@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from flask import current_app
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.exc import IntegrityError
 
 import codes
+from config import settings
 from errors import ApiError
 from extensions import db
 from models import OrderModel, OrderStatus, PaymentOutcome
@@ -49,10 +49,6 @@ class CreatedOrder:
         return getattr(self.order, name)
 
 
-def _cfg() -> dict[str, Any]:
-    return current_app.config["ORDER"]
-
-
 def new_order_no(now: datetime) -> str:
     return now.strftime("%Y%m%d") + f"{secrets.randbelow(10**ORDER_NO_DIGITS):0{ORDER_NO_DIGITS}d}"
 
@@ -70,7 +66,7 @@ def _fingerprint(product_id: str, quantity: int, provider: str) -> str:
 
 def create_order(user_id: int, data: dict[str, Any], idempotency_key: str | None) -> CreatedOrder:
     """A new PENDING order and its payment request; a repeated Idempotency-Key answers the first order."""
-    provider = data["provider"] or current_app.config["PAYMENT"]["default"]
+    provider = data["provider"] or settings.payment.default
     fingerprint = _fingerprint(data["product_id"], data["quantity"], provider)
     order = _by_idempotency_key(user_id, idempotency_key) if idempotency_key else None
     created = order is None
@@ -99,16 +95,16 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
     if product is None:
         raise ApiError(codes.ORDER_PRODUCT_NOT_FOUND)
     currencies = payments.get_provider(provider).currencies
-    if currencies is not None and product["currency"] not in currencies:  # Alipay would charge yuan for dollars
-        raise ApiError(codes.ORDER_CURRENCY_NOT_SUPPORTED, data={"currency": product["currency"], "provider": provider})
+    if currencies is not None and product.currency not in currencies:  # Alipay would charge yuan for dollars
+        raise ApiError(codes.ORDER_CURRENCY_NOT_SUPPORTED, data={"currency": product.currency, "provider": provider})
     for attempt in range(INSERT_ATTEMPTS):
         now = utcnow()
         order = OrderModel(order_no=new_order_no(now), user_id=user_id, product_id=product_id, quantity=quantity,
-                           amount=product["price"] * quantity, currency=product["currency"],
+                           amount=product.price * quantity, currency=product.currency,
                            subject=catalog.localized_name(product), status=OrderStatus.PENDING.value,
                            payment_provider=provider, idempotency_key=key,
                            request_fingerprint=fingerprint if key else None, created_at=now,
-                           expires_at=now + timedelta(seconds=_cfg()["expire_seconds"]))
+                           expires_at=now + timedelta(seconds=settings.order.expire_seconds))
         db.session.add(order)
         try:
             db.session.flush()
@@ -307,7 +303,7 @@ def apply_payment(order: OrderModel, provider: str, notification: Notification) 
 
 def expire_due_orders(batch_size: int | None = None) -> int:
     """Expire every past-due PENDING order, one committed batch at a time; returns how many."""
-    batch_size = batch_size or _cfg()["sweep_batch_size"]
+    batch_size = batch_size or settings.order.sweep_batch_size
     total = 0
     while True:
         now = utcnow()

@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 import jwt
-from flask import current_app
 
 import codes
+from config import settings
 from errors import ApiError
 from store.sessions import Issued
 
@@ -20,11 +20,11 @@ def issue_pair(user_id: int, sid: str | None = None, device_id: str | None = Non
                generation: int = 0) -> Issued:
     """A new access + refresh pair for one login session (a new sid unless given); the refresh
     token carries its generation in the session (0 at login, one more at each rotation)."""
-    cfg = current_app.config["AUTH"]
+    cfg = settings.auth
     sid = sid or secrets.token_urlsafe(12)
     now = int(time.time())
-    access_exp = now + cfg["access_token_ttl"]
-    refresh_exp = now + cfg["refresh_token_ttl"]
+    access_exp = now + cfg.access_token_ttl
+    refresh_exp = now + cfg.refresh_token_ttl
     return Issued(
         sid=sid,
         access_token=_encode(user_id, "access", sid, device_id, now, access_exp),
@@ -36,19 +36,19 @@ def issue_pair(user_id: int, sid: str | None = None, device_id: str | None = Non
 
 
 def _encode(user_id: int, typ: str, sid: str, device_id: str | None, now: int, exp: int, **extra: Any) -> str:
-    cfg = current_app.config["AUTH"]
+    cfg = settings.auth
     claims: dict[str, Any] = {"sub": str(user_id), "typ": typ, "jti": secrets.token_urlsafe(16),
                               "sid": sid, "iat": now, "exp": exp, **extra}
     if device_id:
         claims["device_id"] = device_id
-    return jwt.encode(claims, cfg["jwt_secret"], algorithm=cfg["jwt_algorithm"])
+    return jwt.encode(claims, cfg.jwt_secret, algorithm=cfg.jwt_algorithm)
 
 
 def decode(token: str, typ: str) -> dict[str, Any]:
     """Verify signature, expiry and type; any failure is a 401 with a specific code."""
-    cfg = current_app.config["AUTH"]
+    cfg = settings.auth
     try:
-        claims = jwt.decode(token, cfg["jwt_secret"], algorithms=[cfg["jwt_algorithm"]],
+        claims = jwt.decode(token, cfg.jwt_secret, algorithms=[cfg.jwt_algorithm],
                             options={"require": REQUIRED_CLAIMS})
     except jwt.ExpiredSignatureError:
         raise ApiError(codes.AUTH_TOKEN_EXPIRED) from None

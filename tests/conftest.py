@@ -26,10 +26,10 @@ from services import schema
 BASE = load_config()
 # One database and key prefix per test run, so that two runs on one machine never meet.
 RUN_ID = os.environ.get("TEST_RUN_ID") or str(os.getpid())
-TEST_DB_URL = make_url(BASE["database"]["url"]).set(
-    database=f"{make_url(BASE['database']['url']).database or 'flask_api'}_test_{RUN_ID}"
+TEST_DB_URL = make_url(BASE.database.url).set(
+    database=f"{make_url(BASE.database.url).database or 'flask_api'}_test_{RUN_ID}"
 ).render_as_string(hide_password=False)
-TEST_PREFIX = f"{BASE['redis']['key_prefix']}test:{RUN_ID}:"
+TEST_PREFIX = f"{BASE.redis.key_prefix}test:{RUN_ID}:"
 
 
 class SmtpSink:

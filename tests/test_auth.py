@@ -182,7 +182,7 @@ def test_a_refresh_token_never_issued_is_refused(client, user, app):
 
     claims = jwt.decode(user["refresh_token"], options={"verify_signature": False})
     claims["jti"] = "another"
-    forged_but_validly_signed = jwt.encode(claims, app.config["AUTH"]["jwt_secret"], algorithm="HS256")
+    forged_but_validly_signed = jwt.encode(claims, app.config["SETTINGS"].auth.jwt_secret, algorithm="HS256")
     response = refresh(client, forged_but_validly_signed)
     assert response.status_code == 401 and response.get_json()["code"] == codes.AUTH_TOKEN_REVOKED.code
     assert me(client, user["access_token"]).status_code == 200  # unknown token is not treated as theft

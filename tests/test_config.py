@@ -1,48 +1,62 @@
 """Configuration: one file, APP__ overrides, validated once with clear messages."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from config import ConfigError, load_config
+from config import ConfigError, load_config, reference
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write(tmp_path, text):
+def write(tmp_path, **changes):
+    """The shipped config.yaml with some keys changed (section__key=value) or removed (=DROP)."""
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split("__")
+        node = raw
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        if value is DROP:
+            node.pop(key, None)
+        else:
+            node[key] = value
     path = tmp_path / "config.yaml"
-    path.write_text((ROOT / "config.yaml").read_text() + text)
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
     return path
+
+
+DROP = object()
 
 
 def test_shipped_config_loads_with_documented_defaults():
     config = load_config(environ={})
-    assert config["database"]["pool_size"] == 20
-    assert config["database"]["max_overflow"] == 40
-    assert config["app"]["max_content_length"] == 1024 * 1024
-    assert config["auth"]["access_token_ttl"] == 24 * 3600
-    assert config["auth"]["refresh_token_ttl"] == 7 * 24 * 3600
+    assert config.database.pool_size == 20
+    assert config.database.max_overflow == 40
+    assert config.app.max_content_length == 1024 * 1024
+    assert config.auth.access_token_ttl == 24 * 3600
+    assert config.auth.refresh_token_ttl == 7 * 24 * 3600
 
 
 def test_wrong_type_names_the_key(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text((ROOT / "config.yaml").read_text().replace("pool_size: 20", "pool_size: lots"))
+    path = write(tmp_path, database__pool_size="lots")
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})
     assert str(caught.value.code) == "config error: database.pool_size: Not a valid integer."
 
 
 def test_unknown_key_names_the_key(tmp_path):
-    path = write(tmp_path, "\nextra_section:\n  x: 1\n")
+    path = write(tmp_path, extra_section={"x": 1})
     with pytest.raises(ConfigError, match="extra_section: Unknown field"):
         load_config(path, environ={})
 
 
 def test_missing_required_value_names_the_key(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text((ROOT / "config.yaml").read_text().replace('  url: "redis://127.0.0.1:6379/0"\n', ""))
+    path = write(tmp_path, redis__url=DROP)
     with pytest.raises(ConfigError, match=r"redis\.url: Missing data for required field"):
         load_config(path, environ={})
 
@@ -56,12 +70,12 @@ def test_environment_overrides_parse_to_the_keys_type():
         "APP__APP__LANGUAGES": '["zh_Hans"]',
         "APP__PAYMENT__DEV__SECRET": "another-dev-secret",
     })
-    assert config["database"]["url"] == "mysql+pymysql://u@db.example:3307/other"
-    assert config["smtp"]["port"] == 2525
-    assert config["app"]["debug"] is True
-    assert config["app"]["cors_origins"] == ["https://a.example", "https://b.example"]
-    assert config["app"]["languages"] == ["zh_Hans"]
-    assert config["payment"]["dev"]["secret"] == "another-dev-secret"
+    assert config.database.url == "mysql+pymysql://u@db.example:3307/other"
+    assert config.smtp.port == 2525
+    assert config.app.debug is True
+    assert config.app.cors_origins == ["https://a.example", "https://b.example"]
+    assert config.app.languages == ["zh_Hans"]
+    assert config.payment.dev.secret == "another-dev-secret"
 
 
 def test_bad_override_names_the_key():
@@ -70,10 +84,9 @@ def test_bad_override_names_the_key():
 
 
 def test_app_config_variable_picks_another_file(tmp_path, monkeypatch):
-    path = tmp_path / "other.yaml"
-    path.write_text((ROOT / "config.yaml").read_text().replace("pool_size: 20", "pool_size: 3"))
+    path = write(tmp_path, database__pool_size=3)
     monkeypatch.setenv("APP_CONFIG", str(path))
-    assert load_config()["database"]["pool_size"] == 3
+    assert load_config().database.pool_size == 3
 
 
 def test_production_refuses_development_secrets():
@@ -93,8 +106,8 @@ PRODUCTION = {
 
 def test_production_starts_once_every_secret_is_replaced():
     config = load_config(environ=PRODUCTION)
-    assert config["app"]["env"] == "production"
-    assert config["payment"]["providers"] == ["stripe"]
+    assert config.app.env == "production"
+    assert config.payment.providers == ["stripe"]
 
 
 @pytest.mark.parametrize(("providers", "default"), [("dev", "dev"), ("stripe,dev", "stripe")])
@@ -107,11 +120,32 @@ def test_production_refuses_the_dev_provider_even_with_its_own_secret(providers,
 
 
 def test_bad_config_stops_the_cli_with_one_line_and_no_traceback(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text((ROOT / "config.yaml").read_text().replace("pool_size: 20", "pool_size: lots"))
+    path = write(tmp_path, database__pool_size="lots")
     result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "sync-schema", "--yes"],
                             cwd=ROOT, env={"APP_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "config error: database.pool_size: Not a valid integer." in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_settings_are_read_by_name_and_cannot_change():
+    config = load_config(environ={})
+    assert config.auth.rate_limits.login_per_ip == "60/minute"
+    with pytest.raises(AttributeError):
+        config.auth.lockout_minuts  # noqa: B018  (a misspelt setting fails where it is read)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.auth.lockout_minutes = 0
+
+
+def test_a_section_left_out_of_the_file_takes_every_default(tmp_path):
+    config = load_config(write(tmp_path, order=DROP, payment={"dev": {"secret": "s" * 16}}), environ={})
+    assert (config.order.expire_seconds, config.order.sweep_batch_size) == (1800, 500)
+    assert config.payment.stripe.api_base == "https://api.stripe.com"
+
+
+def test_the_configuration_reference_lists_every_setting_as_the_schema_defines_it():
+    # docs/configuration.md is reference() as committed: regenerate it with
+    # `flask --app app config-reference > docs/configuration.md` after changing a setting.
+    assert reference() in (ROOT / "docs" / "configuration.md").read_text()
+    assert "| `auth.lockout_minutes` | `15` |" in reference()

@@ -93,7 +93,7 @@ def test_a_payment_arriving_while_redis_is_down_is_refused_whole_and_pays_when_d
     assert client.get(f"/api/client/order/status/{order['order_no']}", headers=headers).status_code == 200
     body = dev.notification_body(order["order_no"], "tx-during-outage", order["amount"], order["currency"])
     deliver = lambda: client.post(dev.NOTIFY_PATH, data=body, headers={  # noqa: E731
-        "Content-Type": "application/json", dev.HEADER: dev.sign(body, app.config["PAYMENT"]["dev"]["secret"])})
+        "Content-Type": "application/json", dev.HEADER: dev.sign(body, app.config["SETTINGS"].payment.dev.secret)})
 
     own_redis.process.send_signal(signal.SIGSTOP)  # the order's snapshot cannot be dropped now
     try:

@@ -61,7 +61,7 @@ def notify_dev(client, app, order_no, amount, currency="CNY", transaction_id="de
     body = body if body is not None else json.dumps({"order_no": order_no, "transaction_id": transaction_id,
                                                      "amount": amount, "currency": currency}).encode()
     timestamp = int(time.time()) if timestamp is None else timestamp
-    signature = dev_signature(secret or app.config["PAYMENT"]["dev"]["secret"], body, timestamp)
+    signature = dev_signature(secret or app.config["SETTINGS"].payment.dev.secret, body, timestamp)
     return client.post(DEV_NOTIFY, data=body, content_type="application/json",
                        headers={"X-Dev-Signature": signature})
 
@@ -518,7 +518,7 @@ def test_a_payment_for_a_just_due_order_and_the_sweep_over_thousands_of_orders_b
     deadlines[due[12]] = now - timedelta(hours=1)  # the paid one fell due first: the sweep reaches it first
     late = insert_orders(app, user["id"], deadlines)[due[12]]
     body = json.dumps({"order_no": late, "transaction_id": "dev_late", "amount": 990, "currency": "CNY"}).encode()
-    signature = dev_signature(app.config["PAYMENT"]["dev"]["secret"], body, int(time.time()))
+    signature = dev_signature(app.config["SETTINGS"].payment.dev.secret, body, int(time.time()))
     locked, go_on = threading.Event(), threading.Event()
 
     def pay():

@@ -98,7 +98,7 @@ def test_a_bad_signature_changes_nothing(app, client, auth_headers, forgery):
     elif forgery == "tampered body":
         body = json.dumps({"order_no": order["order_no"], "transaction_id": "t", "amount": order["amount"],
                            "currency": "CNY"}).encode()
-        signed = dev_signature(app.config["PAYMENT"]["dev"]["secret"], body.replace(b'"t"', b'"u"'),
+        signed = dev_signature(app.config["SETTINGS"].payment.dev.secret, body.replace(b'"t"', b'"u"'),
                                int(time.time()))  # genuine, but for another body
         answer = client.post("/api/payment/notify/dev", data=body, content_type="application/json",
                              headers={"X-Dev-Signature": signed})

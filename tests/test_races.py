@@ -128,7 +128,7 @@ def test_pay_cancel_and_expire_racing_on_100_orders_end_in_one_state_each(app, r
     def pay(order):
         body = dev.notification_body(order["order_no"], "tx-" + order["order_no"], order["amount"], order["currency"])
         return post(server, dev.NOTIFY_PATH, data=body, headers={
-            "Content-Type": "application/json", dev.HEADER: dev.sign(body, app.config["PAYMENT"]["dev"]["secret"])})
+            "Content-Type": "application/json", dev.HEADER: dev.sign(body, app.config["SETTINGS"].payment.dev.secret)})
 
     def cancel(order):
         return post(server, f"/api/client/order/cancel/{order['order_no']}", headers=headers)

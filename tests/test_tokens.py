@@ -92,13 +92,13 @@ def test_an_access_token_is_not_a_refresh_token(client, user):
 def test_a_validly_signed_token_missing_a_claim_is_invalid(app, client, user, missing):
     claims = claims_of(user["access_token"])
     del claims[missing]
-    token = jwt.encode(claims, app.config["AUTH"]["jwt_secret"], algorithm="HS256")
+    token = jwt.encode(claims, app.config["SETTINGS"].auth.jwt_secret, algorithm="HS256")
     assert_refused(client, token, codes.AUTH_TOKEN_INVALID)
 
 
 def test_a_validly_signed_token_that_was_never_issued_is_revoked(app, client, user):
     claims = claims_of(user["access_token"]) | {"jti": "made-up"}
-    token = jwt.encode(claims, app.config["AUTH"]["jwt_secret"], algorithm="HS256")
+    token = jwt.encode(claims, app.config["SETTINGS"].auth.jwt_secret, algorithm="HS256")
     assert_refused(client, token, codes.AUTH_TOKEN_REVOKED)
 
 
@@ -112,7 +112,7 @@ def test_a_token_signed_with_an_empty_key_is_invalid(client, user):
 
 def test_a_token_with_extra_claims_that_was_never_issued_is_refused(app, client, user):
     claims = claims_of(user["access_token"]) | {"role": "admin", "jti": "extra"}
-    token = jwt.encode(claims, app.config["AUTH"]["jwt_secret"], algorithm="HS256")
+    token = jwt.encode(claims, app.config["SETTINGS"].auth.jwt_secret, algorithm="HS256")
     assert_refused(client, token, codes.AUTH_TOKEN_REVOKED)
 
 
@@ -124,7 +124,7 @@ def test_a_refresh_token_from_before_generations_were_counted_still_rotates(app,
     with app.app_context():
         issued = tokens.issue_pair(user["id"])
         legacy_claims = {key: value for key, value in claims_of(issued.refresh_token).items() if key != "gen"}
-        legacy = jwt.encode(legacy_claims, app.config["AUTH"]["jwt_secret"], algorithm="HS256")
+        legacy = jwt.encode(legacy_claims, app.config["SETTINGS"].auth.jwt_secret, algorithm="HS256")
         sessions.store_issued(user["id"], replace(issued, refresh_token=legacy), 5, 3600)
     rotated = client.post("/api/client/auth/refresh", json={"refresh_token": legacy})
     assert rotated.status_code == 200

@@ -26,9 +26,9 @@ __all__ = ["Notification", "Outcome", "PaymentRequest", "Provider", "get_provide
 
 def init_app(app: Flask) -> None:
     """Build the enabled providers once, so that a bad key stops the start instead of a payment."""
-    config = app.config["PAYMENT"]
+    config = app.config["SETTINGS"].payment
     built: dict[str, Provider] = {}
-    for name in config["providers"]:
+    for name in config.providers:
         module, _, class_name = PROVIDERS[name].partition(":")
         provider_class = getattr(importlib.import_module(module), class_name)
         try:

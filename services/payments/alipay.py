@@ -86,19 +86,19 @@ class AlipayProvider:
     name = "alipay"
     currencies = frozenset({"CNY"})
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        cfg = config["alipay"]
-        self.app_id, self.gateway, self.return_url = cfg["app_id"], cfg["gateway"], cfg["return_url"]
+    def __init__(self, config: Any) -> None:
+        cfg = config.alipay
+        self.app_id, self.gateway, self.return_url = cfg.app_id, cfg.gateway, cfg.return_url
         try:
-            self.private_key = load_private_key(cfg["private_key"])
+            self.private_key = load_private_key(cfg.private_key)
         except ValueError:
             raise ValueError("private_key is not a usable RSA private key") from None
         try:
-            self.public_key = load_public_key(cfg["public_key"])
+            self.public_key = load_public_key(cfg.public_key)
         except ValueError:
             raise ValueError("public_key is not a usable RSA public key") from None
-        self.notify_url = config["notify_base_url"].rstrip("/") + NOTIFY_PATH
-        self.tolerance = config["tolerance_seconds"]
+        self.notify_url = config.notify_base_url.rstrip("/") + NOTIFY_PATH
+        self.tolerance = config.tolerance_seconds
 
     def create_payment(self, order: OrderModel) -> PaymentRequest:
         """The signed alipay.trade.page.pay URL: no call to Alipay until the buyer opens it."""

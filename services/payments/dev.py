@@ -59,9 +59,9 @@ class DevProvider(EnvelopeAnswers):
     name = "dev"
     currencies = None  # any
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.secret = config["dev"]["secret"]
-        self.tolerance = config["tolerance_seconds"]
+    def __init__(self, config: Any) -> None:
+        self.secret = config.dev.secret
+        self.tolerance = config.tolerance_seconds
 
     def create_payment(self, order: OrderModel) -> PaymentRequest:
         """Nothing to call: a developer pays with `flask --app app pay-order ORDER_NO`."""

@@ -44,15 +44,15 @@ class StripeProvider(EnvelopeAnswers):
     name = "stripe"
     currencies = None  # any
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        cfg = config["stripe"]
-        self.webhook_secret = cfg["webhook_secret"]
-        self.tolerance = config["tolerance_seconds"]
-        self.success_url, self.cancel_url = cfg["success_url"], cfg["cancel_url"]
+    def __init__(self, config: Any) -> None:
+        cfg = config.stripe
+        self.webhook_secret = cfg.webhook_secret
+        self.tolerance = config.tolerance_seconds
+        self.success_url, self.cancel_url = cfg.success_url, cfg.cancel_url
         # No retries inside a request: the client retries with its Idempotency-Key instead.
         self.client = stripe.StripeClient(
-            cfg["secret_key"], base_addresses={"api": cfg["api_base"]}, max_network_retries=0,
-            http_client=stripe.RequestsClient(timeout=cfg["timeout"]))
+            cfg.secret_key, base_addresses={"api": cfg.api_base}, max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=cfg.timeout))
 
     def create_payment(self, order: OrderModel) -> PaymentRequest:
         """Create a Checkout Session for the order; the order_no travels in its metadata."""
