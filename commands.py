@@ -12,11 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from config import reference, settings
 from extensions import db
 from models import UserModel
+from schemas.auth import normalize_email
 from services import account, auth, orders
 from services.payments import dev as dev_payments
 from store import sessions
 
 users = AppGroup("users", help="Operator commands for accounts.")
+# An EMAIL argument arrives normalized, as the API's schemas load addresses.
+email_argument = click.argument("email", callback=lambda ctx, param, value: normalize_email(value))
 
 
 @click.command("sync-schema")
@@ -50,14 +53,14 @@ def _unknown(email: str) -> None:
 
 
 def _user(email: str) -> UserModel:
-    user = auth.find_user(email.strip().lower())
+    user = auth.find_user(email)
     if user is None:
         _unknown(email)
     return user
 
 
 @users.command("show")
-@click.argument("email")
+@email_argument
 def show_user(email: str) -> None:
     """Print an account and its live session count."""
     user = _user(email)
@@ -69,7 +72,7 @@ def show_user(email: str) -> None:
 
 
 @users.command("sessions")
-@click.argument("email")
+@email_argument
 def list_user_sessions(email: str) -> None:
     """Print the user's live sessions, newest use first."""
     for session in account.list_sessions(_user(email).id, current_sid="")["items"]:
@@ -78,19 +81,19 @@ def list_user_sessions(email: str) -> None:
 
 
 @users.command("unlock")
-@click.argument("email")
+@email_argument
 def unlock_user(email: str) -> None:
     """Clear a lockout and the failed-login count."""
-    if auth.unlock(email.strip().lower()) is None:
+    if auth.unlock(email) is None:
         _unknown(email)
     click.echo(f"Unlocked {email}.")
 
 
 @users.command("revoke")
-@click.argument("email")
+@email_argument
 def revoke_user(email: str) -> None:
     """Log a user out of every session."""
-    if auth.revoke_everywhere(email.strip().lower()) is None:
+    if auth.revoke_everywhere(email) is None:
         _unknown(email)
     click.echo(f"Revoked every session of {email}.")
 
@@ -129,16 +132,16 @@ def pay_order_command(order_no: str, url: str | None, transaction_id: str | None
 
 
 @users.command("delete")
-@click.argument("email")
+@email_argument
 @click.option("--yes", is_flag=True, help="Delete without asking.")
 def delete_user(email: str, yes: bool) -> None:
     """Delete an account; its sessions end at once."""
-    if auth.find_user(email.strip().lower()) is None:
+    if auth.find_user(email) is None:
         _unknown(email)
     if not yes:
         click.confirm(f"Delete {email} for good?", abort=True)
     try:
-        auth.delete_account(email.strip().lower())
+        auth.delete_account(email)
     except IntegrityError:
         db.session.rollback()
         raise click.ClickException(

@@ -50,6 +50,11 @@ class ApiError(Exception):
         self.headers = headers or {}
         self.params = params
 
+    @classmethod
+    def retry_after(cls, code: Code, seconds: int) -> ApiError:
+        """A refusal that ends in seconds: said in the data, the Retry-After header and the message."""
+        return cls(code, data={"retry_after": seconds}, headers={"Retry-After": str(seconds)}, seconds=seconds)
+
 
 def envelope(code: Code, data: Any = None, status: int | None = None, **params: Any) -> Response:
     """Render {"code", "data", "msg"} with the message in the request's language."""
@@ -117,9 +122,7 @@ def register_error_handlers(app: Flask) -> None:
 def _rate_limited() -> Response:
     limit = limiter.current_limit
     seconds = max(1, math.ceil(limit.reset_at - time.time())) if limit else 60
-    response = envelope(codes.RATE_LIMITED, {"retry_after": seconds}, seconds=seconds)
-    response.headers["Retry-After"] = str(seconds)
-    return response
+    return handle_api_error(ApiError.retry_after(codes.RATE_LIMITED, seconds))
 
 
 def _translate(messages: Any) -> Any:

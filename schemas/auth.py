@@ -10,6 +10,11 @@ from marshmallow import Schema, ValidationError, fields, validate
 from schemas.common import StrictBoolean, Timestamp, length
 
 
+def normalize_email(text: str) -> str:
+    """An address as accounts, lockouts and limits know it: trimmed and lower-cased."""
+    return text.strip().lower()
+
+
 class NormalizedEmail(fields.Email):
     """An ASCII email address, trimmed and lower-cased before it is validated.
 
@@ -19,7 +24,7 @@ class NormalizedEmail(fields.Email):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, str):
-            value = value.strip().lower()
+            value = normalize_email(value)
             if not value.isascii():
                 raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)

@@ -11,6 +11,7 @@ from extensions import db
 from models import UserModel
 from models.base import utcnow
 from services import auth
+from services.base import commit
 from store import login_failures, sessions, user_snapshot
 
 
@@ -21,7 +22,7 @@ def update_profile(user_id: int, nickname: str | None) -> dict[str, Any]:
     db.session.flush()
     shown = auth.public_user(user)
     user_snapshot.save(user_id, shown, auth.session_ttl())  # before the commit: a failure changes nothing
-    db.session.commit()
+    commit()
     return shown
 
 
@@ -55,7 +56,7 @@ def delete_account(user_id: int, password: str | None, code: str | None) -> None
     sessions.forget_user(user_id)  # before the commit: a failure deletes nothing
     user.email, user.password_hash, user.nickname = f"deleted-{user_id}@invalid", None, None
     user.email_verified_at, user.deleted_at = None, utcnow()
-    db.session.commit()
+    commit()
     sessions.forget_user(user_id)  # and whatever a refresh racing with the delete stored
     login_failures.clear(email)
 
@@ -78,7 +79,7 @@ def end_session(user_id: int, sid: str) -> None:
 
 def _signed_in(user_id: int) -> UserModel:
     """The caller's row, read without a lock (the password check comes before any lock)."""
-    user = auth.users.get(user_id)
+    user = db.session.get(UserModel, user_id)
     if user is None or user.deleted_at is not None:  # gone while its token was still live
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
     return user

@@ -24,7 +24,7 @@ from models import UserModel
 from models.base import utcnow
 from schemas.auth import UserSchema
 from services import mailer, tokens
-from services.base import BaseService
+from services.base import commit
 from store import email_codes, login_failures, sessions, user_snapshot
 from store.sessions import Issued
 
@@ -34,7 +34,6 @@ hasher = PasswordHasher()  # argon2id at the library's recommended parameters
 # threads of its own and fills 64 MiB, so a worker's threads side by side only thrash the CPU and caches.
 _argon2_slot = threading.BoundedSemaphore(1)
 _user_schema = UserSchema()
-users = BaseService(UserModel)
 
 
 def hash_password(password: str) -> str:
@@ -84,13 +83,8 @@ def start_session(user: UserModel, device_id: str | None, ip: str) -> dict[str, 
     sessions.store_issued(user.id, issued, settings.auth.max_sessions_per_user, session_ttl(), ip)
     snapshot = public_user(user)
     user_snapshot.save(user.id, snapshot, session_ttl())
-    db.session.commit()
+    commit()
     return {**token_pair(issued), "user": snapshot}
-
-
-def _locked(seconds: int) -> ApiError:
-    return ApiError(codes.AUTH_ACCOUNT_LOCKED, data={"retry_after": seconds},
-                    headers={"Retry-After": str(seconds)}, seconds=seconds)
 
 
 def seconds_locked(email: str) -> int:
@@ -100,7 +94,7 @@ def seconds_locked(email: str) -> int:
 def refuse_if_locked(email: str) -> None:
     seconds = seconds_locked(email)
     if seconds:
-        raise _locked(seconds)
+        raise ApiError.retry_after(codes.AUTH_ACCOUNT_LOCKED, seconds)
 
 
 def lock_row(user_id: int) -> UserModel:
@@ -113,7 +107,7 @@ def lock_row(user_id: int) -> UserModel:
 
 
 def find_user(email: str) -> UserModel | None:
-    return users.get_by(email=email)
+    return db.session.scalar(select(UserModel).where(UserModel.email == email))
 
 
 def register(email: str, password: str, nickname: str | None, ip: str) -> dict[str, Any]:
@@ -150,7 +144,7 @@ def lock_unchanged(user_id: int, password_hash: str | None) -> UserModel:
     proving the mailbox, a reset or a change may have replaced it meanwhile)."""
     user = lock_row(user_id)
     if user.password_hash != password_hash:
-        db.session.commit()
+        commit()
         raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
     return user
 
@@ -175,7 +169,7 @@ def record_failure(email: str) -> None:
     none gets past the lock; always raises."""
     seconds = login_failures.record(email, settings.auth.max_failed_logins, int(settings.auth.lockout_minutes * 60_000))
     if seconds:
-        raise _locked(seconds)
+        raise ApiError.retry_after(codes.AUTH_ACCOUNT_LOCKED, seconds)
     raise ApiError(codes.AUTH_INVALID_CREDENTIALS)
 
 
@@ -203,7 +197,7 @@ def logout(user_id: int, sid: str, everywhere: bool) -> None:
 
 def current_snapshot(user_id: int) -> dict[str, Any] | None:
     """The user for an authenticated request whose snapshot fell out of Redis."""
-    user = users.get(user_id)
+    user = db.session.get(UserModel, user_id)
     if user is None or user.deleted_at is not None:
         return None
     snapshot = public_user(user)
@@ -221,8 +215,7 @@ def _code_hash(email: str, code: str, purpose: str) -> str:
 def _claim_resend_window(email: str, purpose: str) -> None:
     wait = email_codes.claim_slot(email, settings.auth.email_code_resend_seconds, purpose)
     if wait:
-        raise ApiError(codes.AUTH_EMAIL_CODE_TOO_SOON, data={"retry_after": wait},
-                       headers={"Retry-After": str(wait)}, seconds=wait)
+        raise ApiError.retry_after(codes.AUTH_EMAIL_CODE_TOO_SOON, wait)
 
 
 def _mail(email: str, subject: str, text: str, purpose: str) -> dict[str, int]:
@@ -350,8 +343,11 @@ def _prove_address(user: UserModel) -> None:
 
 
 def _create_code_user(email: str) -> UserModel:
+    user = UserModel(email=email, password_hash=None)
+    db.session.add(user)
     try:
-        return users.create(email=email, password_hash=None)
+        commit()
+        return user
     except IntegrityError:  # created by a parallel first login (already rolled back)
         return find_user(email)
 
@@ -374,7 +370,8 @@ def delete_account(email: str) -> UserModel | None:
     user = find_user(email)
     if user is not None:
         sessions.forget_user(user.id)
-        users.delete(user)
+        db.session.delete(user)
+        commit()
         sessions.forget_user(user.id)  # and whatever a login racing with the delete stored
     return user
 

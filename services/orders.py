@@ -24,13 +24,12 @@ from models.base import utcnow
 from schemas.common import Dumped
 from schemas.order import DEFAULT_PAGE_SIZE, OrderPageSchema, OrderSchema
 from services import catalog, payments
-from services.base import BaseService
+from services.base import commit, paginate
 from services.payments.base import Notification, PaymentRequest
 from store import order_cache
 
 ORDER_NO_DIGITS = 12  # after the date: 10^12 numbers a day, so a guess almost never names an order
 INSERT_ATTEMPTS = 3
-_orders = BaseService(OrderModel)
 _order_schema = OrderSchema()
 _page_schema = OrderPageSchema()
 CACHED_PAGES = 3  # of the default size: what clients read again and again (each a Redis hash field)
@@ -139,10 +138,28 @@ def _owned(user_id: int, order_no: str) -> OrderModel:
 
 def _expire_if_due(order: OrderModel) -> None:
     """Expire on read: a past-due PENDING order is EXPIRED now, whether the sweep has run or not."""
+    if order.is_due(utcnow()):
+        _expire_due(OrderModel.id == order.id)  # the commit expires the instance: the next read shows who won
+
+
+def _expire_due(*where: Any, limit: int | None = None) -> tuple[int, int]:
+    """The one expiry: PENDING orders past their deadline (among those where selects, at most
+    limit) become EXPIRED, in one committed transaction. Returns (expired, picked); fewer expire
+    than were picked when a payment or a cancel got there first.
+
+    The rows are picked with a plain read and then updated through the primary key, the lock
+    order of every single-order path: an UPDATE driven by ix_orders_status_expires would lock
+    index entry then row, the reverse order, and deadlock with a payment holding its order's row.
+    """
     now = utcnow()
-    if order.is_due(now):
-        db.session.execute(OrderModel.transition_rows([order.id], OrderStatus.EXPIRED, OrderModel.expires_at <= now))
-        db.session.commit()  # also expires the instance: the next read shows whoever won
+    due = db.session.scalars(select(OrderModel.id).where(
+        OrderModel.status == OrderStatus.PENDING, OrderModel.expires_at <= now, *where).limit(limit)).all()
+    expired = 0
+    if due:
+        expired = db.session.execute(OrderModel.transition_rows(
+            due, OrderStatus.EXPIRED, OrderModel.expires_at <= now)).rowcount
+    commit()
+    return expired, len(due)
 
 
 def get_order(user_id: int, order_no: str) -> OrderModel:
@@ -193,7 +210,7 @@ def commit_order_write(user_id: int, order: OrderModel | None = None) -> dict[st
         order_no, shown = order.order_no, _as_shown(order)
     order_cache.begin_write(user_id, order_no)
     try:
-        db.session.commit()
+        commit()
     except Exception:
         _end_order_write(user_id)  # nothing changed: only the hold ends
         raise
@@ -230,10 +247,10 @@ def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> 
         db.session.rollback()
     total, due, deadline = _count_due_and_deadline(user_id, status)
     if due:  # rare: expire them first, so that no past-due order is listed or counted as PENDING
-        _expire_due_of_user(user_id)
+        _expire_due(OrderModel.user_id == user_id)
         total, _, deadline = _count_due_and_deadline(user_id, status)
     filters = [OrderModel.user_id == user_id] + ([OrderModel.status == status] if status else [])
-    result = _orders.paginate(select(OrderModel).where(*filters), page, page_size,
+    result = paginate(select(OrderModel).where(*filters), page, page_size,
                               OrderModel.created_at.desc(), OrderModel.id.desc(), total=total)
     if not cacheable:
         return result
@@ -253,17 +270,6 @@ def _count_due_and_deadline(user_id: int, status: str | None) -> tuple[int, int,
         func.coalesce(matching, 0), func.coalesce(due, 0), func.min(case((pending, OrderModel.expires_at))))
         .where(OrderModel.user_id == user_id)).one()
     return total, due, deadline
-
-
-def _expire_due_of_user(user_id: int) -> None:
-    now = utcnow()
-    # A plain read for the ids, then the update through the primary key: the lock order of every
-    # single-order path (see expire_due_orders).
-    due = db.session.scalars(select(OrderModel.id).where(
-        OrderModel.user_id == user_id, OrderModel.status == OrderStatus.PENDING, OrderModel.expires_at <= now)).all()
-    if due:
-        db.session.execute(OrderModel.transition_rows(due, OrderStatus.EXPIRED, OrderModel.expires_at <= now))
-        db.session.commit()
 
 
 def cancel_order(user_id: int, order_no: str) -> Dumped:
@@ -305,22 +311,15 @@ def expire_due_orders(batch_size: int | None = None) -> int:
     """Expire every past-due PENDING order, one committed batch at a time; returns how many."""
     batch_size = batch_size or settings.order.sweep_batch_size
     total = 0
-    while True:
-        now = utcnow()
-        # Pick the batch with a plain read, then lock its rows through the primary key like every
-        # single-order path does: an UPDATE driven by ix_orders_status_expires locks index entry
-        # then row, the reverse order, and deadlocks with a payment holding its order's row.
-        due = db.session.scalars(select(OrderModel.id).where(
-            OrderModel.status == OrderStatus.PENDING, OrderModel.expires_at <= now).limit(batch_size)).all()
-        if due:
-            result = db.session.execute(OrderModel.transition_rows(due, OrderStatus.EXPIRED,
-                                                                   OrderModel.expires_at <= now))
-            total += result.rowcount  # less than len(due) when a payment or cancel got there first
-        db.session.commit()  # short transactions: payments and cancels wait at most one batch
-        if len(due) < batch_size:
+    while True:  # short transactions: payments and cancels wait at most one batch
+        expired, picked = _expire_due(limit=batch_size)
+        total += expired
+        if picked < batch_size:
             return total
 
 
 def find_order(order_no: str) -> OrderModel | None:
     """Any user's order, for operator commands."""
-    return _orders.get_by(order_no=order_no) if is_order_no(order_no) else None
+    if not is_order_no(order_no):
+        return None
+    return db.session.scalar(select(OrderModel).where(OrderModel.order_no == order_no))

@@ -13,6 +13,7 @@ from errors import ApiError
 from extensions import db
 from models import PaymentModel, PaymentOutcome
 from services import orders
+from services.base import commit
 from services.payments.base import Notification, Outcome, Provider
 
 log = logging.getLogger("flask_api.payments")
@@ -49,7 +50,7 @@ def _record(provider: str, notification: Notification) -> Outcome:
             if outcome == PaymentOutcome.PAID:  # what a status or a list shows changes
                 orders.commit_order_write(order.user_id, order)
             else:
-                db.session.commit()
+                commit()
             return Outcome(outcome.value, notification.order_no)
         except IntegrityError:  # the same transaction id was stored by a parallel delivery
             db.session.rollback()
