@@ -49,7 +49,6 @@ AUTH_SESSION_NOT_FOUND = Code(10021, 404, _l("Session not found."))
 
 # user
 USER_EMAIL_TAKEN = Code(10101, 409, _l("An account with this email already exists."))
-USER_NOT_FOUND = Code(10104, 404, _l("User not found."))
 
 # order
 ORDER_NOT_FOUND = Code(20001, 404, _l("Order not found."))

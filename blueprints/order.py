@@ -34,17 +34,17 @@ def products():
 @arguments(OrderCreateSchema)
 def create(body, headers):
     """Create an order and its payment request (201); a repeated Idempotency-Key header answers the first (200)."""
-    result = orders.create_order(current_user().user_id, body, headers["key"])
-    return result if result.created else (result, 200)
+    shown, created = orders.create_order(current_user().user_id, body, headers["key"])
+    return shown if created else (shown, 200)
 
 
 @bp.get("/status/<order_no>")
-@login_required(order_arg="order_no")
+@login_required(prefetch=orders.snapshot_key)
 @response(OrderSchema)
 def status(order_no: str):
     """One of the caller's orders."""
     user = current_user()
-    return orders.order_status(user.user_id, order_no, user.order_snapshot)
+    return orders.order_status(user.user_id, order_no, user.prefetched)
 
 
 @bp.get("/list")

@@ -10,17 +10,20 @@ from functools import lru_cache, wraps
 from typing import Any
 
 from flask import g, request
-from flask_babel import get_locale
 
 import codes
 from api import mark_authenticated
 from config import settings
 from errors import ApiError
-from extensions import client_ip
 from services import auth, tokens
 from store import sessions
 
 MAX_TOKEN_LENGTH = 4096
+
+
+# What a view wants read with the token check: the Redis key it names, built from the user id
+# and the view's arguments (the order module's status snapshot, say).
+Prefetch = Callable[[int, dict[str, Any]], str]
 
 
 @dataclass(frozen=True)
@@ -30,21 +33,12 @@ class UserContext:
     device_id: str | None
     sid: str
     user: dict[str, Any] = field(repr=False)
-    order_snapshot: str = field(default="", repr=False)  # see login_required(order_arg=)
-
-    # Looked up when asked for: most views need neither.
-    @property
-    def language(self) -> str:
-        return str(get_locale())
-
-    @property
-    def ip(self) -> str:
-        return client_ip()
+    prefetched: str = field(default="", repr=False)  # see login_required(prefetch=)
 
 
-def get_current_user(order_no: str | None = None) -> UserContext:
+def get_current_user(prefetch: Prefetch | None = None, view_args: dict[str, Any] | None = None) -> UserContext:
     """Verify the Bearer token's signature, expiry and type, then that Redis still holds it;
-    in the same round trip, fetch the snapshot of the user's order order_no, if given."""
+    in the same round trip, read the key prefetch names, if given."""
     header = request.headers.get("Authorization", "")
     if not header:
         raise ApiError(codes.AUTH_TOKEN_MISSING)
@@ -53,14 +47,15 @@ def get_current_user(order_no: str | None = None) -> UserContext:
     if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
         raise ApiError(codes.AUTH_TOKEN_INVALID)
     claims = _access_claims(token)
-    snapshots = sessions.check_access(claims["uid"], token, order_no)  # one round trip: liveness, user, order
+    also = prefetch(claims["uid"], view_args or {}) if prefetch else None
+    snapshots = sessions.check_access(claims["uid"], token, also)  # one round trip: liveness, user, also
     if snapshots is None:
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
-    snapshot, order_snapshot = snapshots
+    snapshot, prefetched = snapshots
     user = json.loads(snapshot) if snapshot else auth.current_snapshot(claims["uid"])
     if user is None:  # the account is gone
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
-    return UserContext(claims["uid"], token, claims.get("device_id"), claims["sid"], user, order_snapshot)
+    return UserContext(claims["uid"], token, claims.get("device_id"), claims["sid"], user, prefetched)
 
 
 def _access_claims(token: str) -> dict[str, Any]:
@@ -81,17 +76,17 @@ def _verified_access_claims(token: str, secret: str, algorithm: str) -> dict[str
     return tokens.decode(token, "access")
 
 
-def login_required(view: Callable | None = None, *, order_arg: str | None = None) -> Callable:
+def login_required(view: Callable | None = None, *, prefetch: Prefetch | None = None) -> Callable:
     """Run the view only for a valid, live access token; current_user() gives its context.
 
-    order_arg names the view argument that holds an order_no: the order's snapshot then comes
-    back with the token check (current_user().order_snapshot), at no extra round trip.
+    prefetch names a key of the caller's that the view reads anyway: it comes back with the token
+    check (current_user().prefetched), at no extra round trip.
     """
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            g.user_context = get_current_user(kwargs[order_arg] if order_arg else None)
+            g.user_context = get_current_user(prefetch, kwargs)
             g.user_id = g.user_context.user_id  # for the request log line
             return view(*args, **kwargs)
 

@@ -27,10 +27,6 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
-def can_transition(source: str, target: str) -> bool:
-    return target in TRANSITIONS.get(OrderStatus(source), frozenset())
-
-
 def sources_of(target: OrderStatus) -> list[str]:
     """The statuses from which target may be reached."""
     return [source.value for source, targets in TRANSITIONS.items() if target in targets]

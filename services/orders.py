@@ -7,7 +7,6 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,30 +21,19 @@ from extensions import db
 from models import OrderModel, OrderStatus, PaymentOutcome
 from models.base import utcnow
 from schemas.common import Dumped
-from schemas.order import DEFAULT_PAGE_SIZE, OrderPageSchema, OrderSchema
+from schemas.order import DEFAULT_PAGE_SIZE, OrderPageSchema, OrderSchema, PaymentRequestSchema
 from services import catalog, payments
 from services.base import commit, paginate
-from services.payments.base import Notification, PaymentRequest
+from services.payments.base import Notification
 from store import order_cache
 
 ORDER_NO_DIGITS = 12  # after the date: 10^12 numbers a day, so a guess almost never names an order
 INSERT_ATTEMPTS = 3
 _order_schema = OrderSchema()
 _page_schema = OrderPageSchema()
+_payment_schema = PaymentRequestSchema()
 CACHED_PAGES = 3  # of the default size: what clients read again and again (each a Redis hash field)
 log = logging.getLogger("flask_api.orders")
-
-
-@dataclass
-class CreatedOrder:
-    """An order with its payment request; reads like the order itself for the response schema."""
-
-    order: OrderModel
-    payment: PaymentRequest | None
-    created: bool
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.order, name)
 
 
 def new_order_no(now: datetime) -> str:
@@ -63,8 +51,9 @@ def _fingerprint(product_id: str, quantity: int, provider: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def create_order(user_id: int, data: dict[str, Any], idempotency_key: str | None) -> CreatedOrder:
-    """A new PENDING order and its payment request; a repeated Idempotency-Key answers the first order."""
+def create_order(user_id: int, data: dict[str, Any], idempotency_key: str | None) -> tuple[Dumped, bool]:
+    """A new PENDING order and its payment request, as OrderCreatedSchema shows them, and whether it
+    was created now: a repeated Idempotency-Key answers the first order (False)."""
     provider = data["provider"] or settings.payment.default
     fingerprint = _fingerprint(data["product_id"], data["quantity"], provider)
     order = _by_idempotency_key(user_id, idempotency_key) if idempotency_key else None
@@ -79,7 +68,7 @@ def create_order(user_id: int, data: dict[str, Any], idempotency_key: str | None
     payable = order.status == OrderStatus.PENDING
     # The order is committed by now: no row lock is held while a slow provider answers.
     payment = payments.get_provider(order.payment_provider).create_payment(order) if payable else None
-    return CreatedOrder(order, payment, created)
+    return Dumped({**_as_shown(order), "payment": _payment_schema.dump(payment) if payment else None}), created
 
 
 def _by_idempotency_key(user_id: int, key: str) -> OrderModel | None:
@@ -167,6 +156,11 @@ def get_order(user_id: int, order_no: str) -> OrderModel:
     order = _owned(user_id, order_no)
     _expire_if_due(order)
     return order
+
+
+def snapshot_key(user_id: int, view_args: dict[str, Any]) -> str:
+    """For login_required(prefetch=): the status view's snapshot, read with the token check."""
+    return order_cache.SNAPSHOT(user_id, view_args["order_no"])
 
 
 def order_status(user_id: int, order_no: str, cached: str) -> Dumped:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from extensions import redis_store
-from store import keys, lua, order_cache, user_snapshot
+from store import keys, lua, user_snapshot
 
 ACCESS = keys.per_user("access_token")
 REFRESH = keys.per_user("refresh_token")
@@ -209,12 +209,12 @@ def rotate(user_id: int, presented: str, generation: int, issued: Issued, grace:
     return outcome, (successor or issued.refresh_token) if outcome in ("rotated", "grace") else None
 
 
-def check_access(user_id: int, token: str, order_no: str | None = None) -> tuple[str, str] | None:
-    """One round trip: None if the access token is not live, else (the user's snapshot, the
-    snapshot of the user's order order_no), '' for one that is absent or not asked for."""
+def check_access(user_id: int, token: str, also: str | None = None) -> tuple[str, str] | None:
+    """One round trip: None if the access token is not live, else (the user's snapshot, the value
+    of also, another key of the same user that the caller wants), '' for one absent or not asked for."""
     wanted = [ACCESS(user_id), user_snapshot.SNAPSHOT(user_id)]
-    if order_no:
-        wanted.append(order_cache.SNAPSHOT(user_id, order_no))
+    if also:
+        wanted.append(also)
     result = lua.run(_CHECK_ACCESS, wanted, fingerprint(token), time.time())
     return None if result is None else tuple(result)
 

@@ -33,7 +33,7 @@ def test_codes_are_unique_and_follow_the_numbering():
     numbers = [code.code for code in codes.REGISTRY.values()]
     assert len(numbers) == len(set(numbers))
     assert codes.SUCCESS.code == 10000 and codes.VALIDATION_ERROR.code == 10001
-    assert codes.AUTH_INVALID_CREDENTIALS.code == 10006 and codes.USER_NOT_FOUND.code == 10104
+    assert codes.AUTH_INVALID_CREDENTIALS.code == 10006 and codes.USER_EMAIL_TAKEN.code == 10101
     assert codes.ORDER_NOT_FOUND.code == 20001
 
 
