@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-from functools import partial
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import commands
 import errors
 import logs
 import models  # noqa: F401  (registers every table with the metadata)
+import workarounds
 from blueprints import account, auth, order, payment, system
 from config import load_config
 from extensions import babel, cors, db, end_db_session, limiter, redis_store, select_locale
@@ -31,6 +31,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     register_blueprints(app)
     commands.init_app(app)
+    workarounds.apply(app)  # last: each finds what the others registered
     return app
 
 
@@ -82,48 +83,8 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale,
                    default_translation_directories=os.path.join(app.root_path, "translations"))
     limiter.init_app(app)
-    _drop_idle_limiter_hooks(app)
-    _register_cors(app)
-
-
-def _register_cors(app: Flask) -> None:
-    """flask-cors, consulted only for requests that carry an Origin header.
-
-    Its after-request function matches every response against the resource rules, at about a
-    twentieth of an authenticated request; a request without Origin is not cross-origin (no
-    browser asked), and there is nothing for it to add. flask-cors has no setting for that, and
-    its extension object offers no hook to wrap: so the function init_app registered is replaced.
-    """
     cors.init_app(app, resources={r"/api/*": {"origins": app.config["SETTINGS"].app.cors_origins}},
                   expose_headers=["X-Request-ID", "Retry-After"], always_send=False)
-    answer_cors = app.after_request_funcs[None].pop()  # the function init_app has just added
-    app.after_request(lambda response: answer_cors(response) if "Origin" in request.headers else response)
-
-
-def _drop_idle_limiter_hooks(app: Flask) -> None:
-    """Flask-Limiter runs three hooks around every request; with our settings all three are idle,
-    and together they cost about a tenth of an authenticated request:
-
-    - before it, a check of default, application and meta limits: we configure none, and each
-      @limiter.limit view checks its own limits when it runs;
-    - after it, headers: off (RATELIMIT_HEADERS_ENABLED; errors.py sets Retry-After on a 429),
-      and costs deducted by response (deduct_when), which no limit here uses;
-    - at teardown, resetting its per-request state, which lives on the request context and
-      ends with it anyway.
-
-    Flask-Limiter 4 has no public setting for this (its init_app registers all three whatever
-    the config; the old auto_check switch is gone), and a subclass would override the same
-    private names. Each removal names the function Flask-Limiter registered: a version that
-    renames one stops the start here (ValueError), instead of silently keeping the cost.
-    """
-    config = app.config
-    if not any(config.get(key) for key in ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")):
-        app.before_request_funcs[None].remove(limiter._check_request_limit)
-    if not config.get("RATELIMIT_HEADERS_ENABLED"):
-        inject_headers = next((hook for hook in app.after_request_funcs[None]
-                               if isinstance(hook, partial) and hook.args == (limiter,)), None)
-        app.after_request_funcs[None].remove(inject_headers)
-    app.teardown_request_funcs[None].remove(limiter._Limiter__release_context)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -230,6 +230,16 @@ class PaymentSection(_Section):
                                           field_name=name)
 
 
+class WorkaroundsSection(_Section):
+    # Each is a reach into a library's private parts (workarounds.py says why); false: the library as it ships.
+    drop_idle_limiter_hooks = fields.Boolean(load_default=True, **_doc("skip Flask-Limiter's three idle hooks"))
+    cors_only_with_origin = fields.Boolean(load_default=True,
+                                           **_doc("consult flask-cors only for requests with an Origin"))
+    skip_log_caller_lookup = fields.Boolean(load_default=True, **_doc("no stack walk per log record"))
+    gthread_leave_reuse_port_group = fields.Boolean(
+        load_default=True, **_doc("a stopping gunicorn worker leaves the port's group at once"))
+
+
 class RootSection(_Section):
     app = fields.Nested(AppSection, required=True)
     database = fields.Nested(DatabaseSection, required=True)
@@ -239,6 +249,7 @@ class RootSection(_Section):
     order = _section(OrderSection)
     payment = _section(PaymentSection)
     products = fields.List(fields.Nested(ProductSection), load_default=list, **_doc("what is for sale"))
+    workarounds = _section(WorkaroundsSection)
 
     @validates_schema
     def check_products(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -10,14 +10,14 @@ keeps them alive, and the other worker sits idle: `make bench` saw the bare Flas
 ceiling fall to a third in such runs. With reuse_port both workers stay busy.
 The price: a second server started on the same port by the same user joins the
 group instead of failing, and a worker that stops must leave the group as it stops
-accepting (post_worker_init below), or the connections the kernel goes on handing
+accepting (workarounds.leave_reuse_port_group_on_stop), or the connections the kernel goes on handing
 it would wait and then be reset.
 """
 
 import multiprocessing
 import os
-import select
-import time
+
+import workarounds
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
@@ -47,50 +47,4 @@ def when_ready(server):
 
 
 def post_worker_init(worker):
-    """Leave the reuse_port group as soon as a stopping worker stops accepting.
-
-    gthread stops accepting at the start of a graceful stop (SIGTERM, HUP, max_requests)
-    but closes its sockets only at the end; meanwhile the kernel would go on queueing
-    connections on them, to be reset at the close.
-    """
-    stop_accepting = getattr(worker, "set_accept_enabled", None)
-    if stop_accepting is None:
-        return
-
-    def set_accept_enabled(enabled):
-        stop_accepting(enabled)
-        if not enabled and not worker.alive:
-            _leave_group(worker)
-
-    worker.set_accept_enabled = set_accept_enabled
-
-
-def _leave_group(worker, wait=2.0):
-    """Close the worker's listeners once the port has a full set of listeners besides any that
-    left before: on HUP the new workers bind a moment after the old ones are told to stop, and
-    a worker recycled after max_requests is replaced only after it exits, so a second worker
-    leaving meanwhile waits for that replacement. Closing first would leave the port with no
-    listener, and connections refused. What is queued on the listeners is served first."""
-    ports = {name[1] for name in (listener.getsockname() for listener in worker.sockets) if isinstance(name, tuple)}
-    deadline = time.monotonic() + wait
-    while any(_listening(port) < max(2, worker.cfg.workers) for port in ports) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    for listener in worker.sockets:
-        while select.select([listener], [], [], 0)[0]:
-            worker.accept(listener)
-        listener.close()
-
-
-def _listening(port):
-    """Sockets listening on this TCP port, from Linux's /proc (2 where it is missing: no waiting)."""
-    tables = [table for table in ("/proc/net/tcp", "/proc/net/tcp6") if os.path.exists(table)]
-    if not tables:
-        return 2
-    count = 0
-    for table in tables:
-        with open(table) as rows:
-            next(rows)
-            for row in rows:
-                local, state = row.split()[1], row.split()[3]
-                count += local.endswith(f":{port:04X}") and state == "0A"  # 0A: LISTEN
-    return count
+    workarounds.leave_reuse_port_group_on_stop(worker)

@@ -51,9 +51,6 @@ class JsonLinesHandler(logging.StreamHandler):
 
 
 def init_app(app: Flask) -> None:
-    # No format here or in gunicorn's shows the caller's file and line: skip the stack walk that
-    # finds them for every record (the setting the logging HOWTO gives under "Optimization").
-    logging._srcfile = None
     handler = JsonLinesHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     level = app.config["SETTINGS"].app.log_level

@@ -13,7 +13,7 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import create_engine, text
+from sqlalchemy import Column, create_engine, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from extensions import db
@@ -95,6 +95,13 @@ def apply_plan(conn: Connection, plan: Plan) -> None:
         if kind == "add_table":  # the model's own Table, so that its indexes come along
             db.metadata.tables[diff[1].name].create(conn)
         elif kind == "add_column":
-            operations.add_column(diff[2], diff[3]._copy())
+            operations.add_column(diff[2], _detached(diff[3]))
         else:
             diff[1].create(conn)
+
+
+def _detached(column: Column) -> Column:
+    """The model's column again, on no table: add_column attaches what it is given to a table of
+    its own, and the model's column already belongs to the model's (SQLAlchemy's copy is private)."""
+    default = column.server_default.arg if column.server_default is not None else None
+    return Column(column.name, column.type, nullable=column.nullable, server_default=default, comment=column.comment)
