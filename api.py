@@ -4,21 +4,30 @@ the OpenAPI document built from those same schemas."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
+from flask_babel import force_locale
+from flask_limiter.util import get_qualified_name
 from marshmallow import Schema
 
 import codes
+from codes import Code
 from errors import ApiError, ok
+from extensions import limiter
 from schemas.common import Dumped
 
 if TYPE_CHECKING:
     from apispec import APISpec
 
 PATH_ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+MESSAGE_PARAM = re.compile(r"%\(\w+\)s")
+ERROR_REF = "#/components/schemas/Error"
+# What the request pipeline answers on a view's behalf; build_spec adds them, views declare only their own.
+BODY_CODES = (codes.MALFORMED_REQUEST, codes.PAYLOAD_TOO_LARGE, codes.UNSUPPORTED_MEDIA_TYPE)
+TOKEN_CODES = (codes.AUTH_TOKEN_MISSING, codes.AUTH_TOKEN_INVALID, codes.AUTH_TOKEN_EXPIRED, codes.AUTH_TOKEN_REVOKED)
 
 
 def _contract(view: Callable) -> dict[str, Any]:
@@ -74,11 +83,12 @@ def arguments(schema_cls: type[Schema], location: str = "json") -> Callable:
 
 
 def response(schema_cls: type[Schema] | None = None, status: int = 200,
-             also: dict[int, type[Schema]] | None = None) -> Callable:
+             also: dict[int, type[Schema]] | None = None, errors: Iterable[Code] = ()) -> Callable:
     """Dump what the view returns with schema_cls and wrap it in the envelope.
 
     A view may return (result, status) to answer with another success status; also names the
-    schema of each other status it answers with a body of another shape.
+    schema of each other status it answers with a body of another shape. errors lists the codes the
+    view and its services raise; those of the pipeline (a body, a token, a limit) build_spec adds.
     """
     schema = schema_cls() if schema_cls else None
     other_schemas = {code: cls() for code, cls in (also or {}).items()}
@@ -99,7 +109,7 @@ def response(schema_cls: type[Schema] | None = None, status: int = 200,
                 data = dumper.dump(result) if dumper and result is not None else result
             return ok(data, answer_status)
 
-        _contract(wrapper).update(response=schema_cls, status=status, also=also or {})
+        _contract(wrapper).update(response=schema_cls, status=status, also=also or {}, errors=tuple(errors))
         return wrapper
 
     return decorator
@@ -121,14 +131,16 @@ def build_spec(app: Flask) -> dict[str, Any]:
     spec.components.schema("Error", {"type": "object", "required": ["code", "data", "msg"], "properties": {
         "code": {"type": "integer"}, "data": {"nullable": True}, "msg": {"type": "string"}}})
     paths: dict[str, dict[str, Any]] = {}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        contract = getattr(app.view_functions[rule.endpoint], "_openapi", None)
-        if contract is None:
-            continue
-        path = PATH_ARG.sub(r"{\1}", rule.rule)
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            operation = _operation(spec, app.view_functions[rule.endpoint], contract, rule.arguments)
-            paths.setdefault(path, {})[method.lower()] = operation
+    # The messages as codes.py writes them: the document is built once, in the first request's language.
+    with force_locale("en"):
+        for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+            contract = getattr(app.view_functions[rule.endpoint], "_openapi", None)
+            if contract is None:
+                continue
+            path = PATH_ARG.sub(r"{\1}", rule.rule)
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                operation = _operation(spec, app.view_functions[rule.endpoint], contract, rule.arguments)
+                paths.setdefault(path, {})[method.lower()] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()
@@ -145,8 +157,9 @@ def _operation(spec: APISpec, view: Callable, contract: dict[str, Any], path_arg
         "responses": {
             str(contract.get("status", 200)): _envelope_response(spec, contract.get("response")),
             **{str(code): _envelope_response(spec, cls) for code, cls in contract.get("also", {}).items()},
-            "default": {"description": "Error envelope", "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            **_error_responses([*contract.get("errors", ()), *_pipeline_codes(view, contract, path_args)]),
+            "default": {"description": f"Any other error, e.g. 500: {_described(codes.INTERNAL_ERROR)}",
+                        "content": {"application/json": {"schema": {"$ref": ERROR_REF}}}},
         },
     }
     for location, where in (("query", "query"), ("headers", "header")):
@@ -171,3 +184,38 @@ def _envelope_response(spec: APISpec, schema_cls: type[Schema] | None) -> dict[s
     return {"description": "Success envelope", "content": {"application/json": {"schema": {
         "type": "object", "required": ["code", "data", "msg"],
         "properties": {"code": {"type": "integer"}, "data": data, "msg": {"type": "string"}}}}}}
+
+
+def _pipeline_codes(view: Callable, contract: dict[str, Any], path_args: set[str]) -> list[Code]:
+    """The codes the request pipeline answers for what the operation has: a body, a token, a limit."""
+    found = [codes.SERVICE_UNAVAILABLE]  # a database or Redis outage: every operation but the catalog meets one
+    if path_args:
+        found.append(codes.NOT_FOUND)  # a value with a slash in it matches no route
+    if contract.keys() & {"json", "query", "headers"}:
+        found.append(codes.VALIDATION_ERROR)
+    if "json" in contract:
+        found.extend(BODY_CODES)
+    if contract.get("auth"):
+        found.extend(TOKEN_CODES)
+    if limiter.limit_manager.decorated_limits(get_qualified_name(view)):
+        found.append(codes.RATE_LIMITED)
+    return found
+
+
+def _error_responses(found: Iterable[Code]) -> dict[str, Any]:
+    """One response per HTTP status: the Error envelope, its code one of those the status lists."""
+    by_status: dict[int, set[Code]] = {}
+    for code in found:
+        by_status.setdefault(code.status, set()).add(code)
+    responses = {}
+    for status, group in sorted(by_status.items()):
+        ordered = sorted(group, key=lambda code: code.code)
+        responses[str(status)] = {
+            "description": "; ".join(_described(code) for code in ordered),
+            "content": {"application/json": {"schema": {"allOf": [
+                {"$ref": ERROR_REF}, {"properties": {"code": {"enum": [code.code for code in ordered]}}}]}}}}
+    return responses
+
+
+def _described(code: Code) -> str:
+    return f"{code.code} {MESSAGE_PARAM.sub('N', str(code.message))}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+import codes
 from api import arguments, response
 from blueprints.auth import per_email, rate
 from blueprints.user_dependencies import current_user, login_required
@@ -24,7 +25,7 @@ bp = Blueprint("account", __name__, url_prefix="/api/client/auth")
 
 @bp.patch("/me")
 @login_required
-@response(UserSchema)
+@response(UserSchema, errors=[codes.AUTH_INVALID_CREDENTIALS])
 @arguments(ProfileSchema)
 def update_me(body):
     """Change the signed-in user's profile."""
@@ -34,7 +35,8 @@ def update_me(body):
 @bp.delete("/me")
 @limiter.limit(rate("login_per_ip"), key_func=client_ip)
 @login_required
-@response()
+@response(errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED, codes.AUTH_EMAIL_CODE_INVALID,
+                  codes.AUTH_EMAIL_CODE_EXPIRED, codes.AUTH_EMAIL_CODE_BLOCKED])
 @arguments(AccountDeleteSchema)
 def delete_me(body):
     """Delete the signed-in user's account (with the password or a mailed sign-in code)."""
@@ -44,7 +46,7 @@ def delete_me(body):
 @bp.post("/password")
 @limiter.limit(rate("login_per_ip"), key_func=client_ip)
 @login_required
-@response(AuthResultSchema)
+@response(AuthResultSchema, errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
 @arguments(PasswordChangeSchema)
 def change_password(body):
     """Change the password; every earlier token ends, and this device gets a fresh pair."""
@@ -56,7 +58,7 @@ def change_password(body):
 @bp.post("/password/forgot")
 @per_email("send_code_per_email")
 @limiter.limit(rate("send_code_per_ip"), key_func=client_ip)
-@response(ResendSchema)
+@response(ResendSchema, errors=[codes.AUTH_EMAIL_CODE_TOO_SOON, codes.AUTH_EMAIL_SEND_FAILED])
 @arguments(SendCodeSchema)
 def forgot_password(body):
     """Mail a 6-digit password reset code; the same answer whether the email has an account or not."""
@@ -66,7 +68,8 @@ def forgot_password(body):
 @bp.post("/password/reset")
 @per_email("verify_code_per_email")
 @limiter.limit(rate("verify_code_per_ip"), key_func=client_ip)
-@response(AuthResultSchema)
+@response(AuthResultSchema, errors=[codes.AUTH_EMAIL_CODE_INVALID, codes.AUTH_EMAIL_CODE_EXPIRED,
+                                    codes.AUTH_EMAIL_CODE_BLOCKED, codes.AUTH_INVALID_CREDENTIALS])
 @arguments(PasswordResetSchema)
 def reset_password(body):
     """Set a new password with the mailed reset code; every session ends, a fresh pair answers."""
@@ -84,7 +87,7 @@ def list_sessions():
 
 @bp.delete("/sessions/<session_id>")
 @login_required
-@response()
+@response(errors=[codes.AUTH_SESSION_NOT_FOUND])
 def end_session(session_id: str):
     """End one of the signed-in user's sessions (its tokens stop working at once)."""
     account.end_session(current_user().user_id, session_id)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, g
 
+import codes
 from api import arguments, parsed_json, response
 from blueprints.user_dependencies import current_user, login_required
 from config import settings
@@ -67,7 +68,8 @@ def no_store(resp: Response) -> Response:
 @bp.post("/register")
 @per_email("send_code_per_email", applies=auth.confirmation_required)  # it mails a code then
 @limiter.limit(rate("login_per_ip"), key_func=client_ip)
-@response(AuthResultSchema, status=201, also={202: ResendSchema})
+@response(AuthResultSchema, status=201, also={202: ResendSchema},
+          errors=[codes.USER_EMAIL_TAKEN, codes.AUTH_EMAIL_CODE_TOO_SOON, codes.AUTH_EMAIL_SEND_FAILED])
 @arguments(RegisterSchema)
 def register(body):
     """Create an account with email and password (201, a token pair and the user); with
@@ -80,7 +82,9 @@ def register(body):
 @bp.post("/register/confirm")
 @per_email("verify_code_per_email")
 @limiter.limit(rate("verify_code_per_ip"), key_func=client_ip)
-@response(AuthResultSchema, status=201)
+@response(AuthResultSchema, status=201,
+          errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_EMAIL_CODE_INVALID, codes.AUTH_EMAIL_CODE_EXPIRED,
+                  codes.AUTH_EMAIL_CODE_BLOCKED, codes.USER_EMAIL_TAKEN])
 @arguments(RegisterConfirmSchema)
 def confirm_registration(body):
     """Create the account a registration mailed a code for; answers a token pair and the user."""
@@ -90,7 +94,7 @@ def confirm_registration(body):
 @bp.post("/login")
 @per_email("login_per_email")
 @limiter.limit(rate("login_per_ip"), key_func=client_ip)
-@response(AuthResultSchema)
+@response(AuthResultSchema, errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
 @arguments(LoginSchema)
 def login(body):
     """Log in with email and password."""
@@ -99,7 +103,7 @@ def login(body):
 
 @bp.post("/refresh")
 @limiter.limit(rate("refresh_per_ip"), key_func=client_ip)
-@response(TokenPairSchema)
+@response(TokenPairSchema, errors=[codes.AUTH_TOKEN_INVALID, codes.AUTH_TOKEN_EXPIRED, codes.AUTH_TOKEN_REVOKED])
 @arguments(RefreshSchema)
 def refresh(body):
     """Swap a refresh token for a new pair (rotation with a grace window)."""
@@ -127,7 +131,7 @@ def me():
 @bp.post("/send-email-code")
 @per_email("send_code_per_email")
 @limiter.limit(rate("send_code_per_ip"), key_func=client_ip)
-@response(ResendSchema)
+@response(ResendSchema, errors=[codes.AUTH_EMAIL_CODE_TOO_SOON, codes.AUTH_EMAIL_SEND_FAILED])
 @arguments(SendCodeSchema)
 def send_email_code(body):
     """Mail a 6-digit sign-in code."""
@@ -137,7 +141,8 @@ def send_email_code(body):
 @bp.post("/email-verify-login")
 @per_email("verify_code_per_email")
 @limiter.limit(rate("verify_code_per_ip"), key_func=client_ip)
-@response(AuthResultSchema)
+@response(AuthResultSchema, errors=[codes.AUTH_EMAIL_CODE_INVALID, codes.AUTH_EMAIL_CODE_EXPIRED,
+                                    codes.AUTH_EMAIL_CODE_BLOCKED, codes.AUTH_INVALID_CREDENTIALS])
 @arguments(VerifyCodeSchema)
 def email_verify_login(body):
     """Log in with an emailed code; the account is created on first use."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+import codes
 from api import arguments, response
 from blueprints.user_dependencies import current_user, login_required
 from schemas.order import (
@@ -29,7 +30,9 @@ def products():
 
 @bp.post("/create")
 @login_required
-@response(OrderCreatedSchema, status=201)
+@response(OrderCreatedSchema, status=201,
+          errors=[codes.ORDER_PRODUCT_NOT_FOUND, codes.ORDER_IDEMPOTENCY_CONFLICT, codes.ORDER_CURRENCY_NOT_SUPPORTED,
+                  codes.PAYMENT_PROVIDER_NOT_FOUND, codes.PAYMENT_PROVIDER_ERROR])
 @arguments(IdempotencyKeySchema, location="headers")
 @arguments(OrderCreateSchema)
 def create(body, headers):
@@ -40,7 +43,7 @@ def create(body, headers):
 
 @bp.get("/status/<order_no>")
 @login_required(prefetch=orders.snapshot_key)
-@response(OrderSchema)
+@response(OrderSchema, errors=[codes.ORDER_NOT_FOUND])
 def status(order_no: str):
     """One of the caller's orders."""
     user = current_user()
@@ -58,7 +61,7 @@ def list_orders(query):
 
 @bp.post("/cancel/<order_no>")
 @login_required
-@response(OrderSchema)
+@response(OrderSchema, errors=[codes.ORDER_NOT_FOUND, codes.ORDER_INVALID_TRANSITION])
 def cancel(order_no: str):
     """Cancel a pending order; 409 when it is paid, expired or cancelled already."""
     return orders.cancel_order(current_user().user_id, order_no)

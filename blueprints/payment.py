@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 from flask.blueprints import BlueprintSetupState
 
+import codes
 from api import response
 from errors import ApiError
 from schemas.payment import NotifyResultSchema
@@ -20,7 +21,9 @@ def build_providers(state: BlueprintSetupState) -> None:
 
 
 @bp.post("/notify/<provider>")
-@response(NotifyResultSchema)
+@response(NotifyResultSchema, errors=[codes.PAYMENT_PROVIDER_NOT_FOUND, codes.PAYMENT_SIGNATURE_INVALID,
+                                      codes.PAYMENT_NOTIFICATION_EXPIRED, codes.PAYMENT_NOTIFICATION_INVALID,
+                                      codes.PAYMENT_AMOUNT_MISMATCH, codes.ORDER_NOT_FOUND, codes.PAYLOAD_TOO_LARGE])
 def notify(provider: str):
     """Receive a provider's payment notification: raw signed body, answered the way that provider expects.
 
