@@ -1,4 +1,5 @@
 # make run: serve the API on 127.0.0.1:8000.  make test: run the test suite.
+# make test-fast: the suite without the tests marked live (those that start servers).
 # make bench: measure the hot endpoints (see bench/run.py).
 # Each creates .venv, installs requirements, and starts local MariaDB / Redis when
 # the configured ones do not answer.
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 SOURCES := app.py codes.py errors.py api.py blueprints schemas services models
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-.PHONY: run test setup services translations extract-messages lint bench
+.PHONY: run test test-fast setup services translations extract-messages lint bench
 
 run: setup services translations
 	$(BIN)/flask --app app sync-schema --yes
@@ -18,6 +19,9 @@ run: setup services translations
 
 test: setup services translations
 	$(BIN)/pytest
+
+test-fast: setup services translations
+	$(BIN)/pytest -m "not live"
 
 setup: $(STAMP)
 

@@ -52,7 +52,7 @@ def change_password(body):
     """Change the password; every earlier token ends, and this device gets a fresh pair."""
     user = current_user()
     return account.change_password(user.user_id, body["current_password"], body["new_password"], user.device_id,
-                                   user.ip)
+                                   client_ip())
 
 
 @bp.post("/password/forgot")

@@ -1,11 +1,11 @@
 """Shared fixtures: an app on its own MariaDB database and Redis key prefix,
-a client, an SMTP sink on loopback, and a registered user."""
+a client, an SMTP sink on loopback, and a registered user. Fixtures only: the plain
+helpers the tests import are in tests/helpers.py."""
 
 from __future__ import annotations
 
 import email
 import email.policy
-import os
 import threading
 from collections.abc import Callable, Iterator
 from email.message import Message
@@ -14,22 +14,12 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from app import create_app
-from config import load_config
 from extensions import db, limiter, redis_store
 from scripts.processes import free_port
 from services import schema
-
-BASE = load_config()
-# One database and key prefix per test run, so that two runs on one machine never meet.
-RUN_ID = os.environ.get("TEST_RUN_ID") or str(os.getpid())
-TEST_DB_URL = make_url(BASE.database.url).set(
-    database=f"{make_url(BASE.database.url).database or 'flask_api'}_test_{RUN_ID}"
-).render_as_string(hide_password=False)
-TEST_PREFIX = f"{BASE.redis.key_prefix}test:{RUN_ID}:"
+from tests.helpers import PASSWORD, TEST_DB_URL, TEST_PREFIX, bearer, drop_database, recreate_database, register
 
 
 class SmtpSink:
@@ -114,33 +104,6 @@ def clean_state(app: Flask, smtp: SmtpSink) -> Iterator[None]:
 @pytest.fixture
 def client(app: Flask):
     return app.test_client()
-
-
-def drop_database(url: str) -> None:
-    parsed = make_url(url)
-    server = create_engine(parsed.set(database=""))
-    with server.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
-    server.dispose()
-
-
-def recreate_database(url: str) -> None:
-    drop_database(url)
-    schema.ensure_database(url)
-
-
-PASSWORD = "correct horse battery"
-
-
-def register(client, email: str = "alice@example.com", password: str = PASSWORD, **extra: Any) -> dict[str, Any]:
-    """Register through the API; returns the response data (token pair + user)."""
-    response = client.post("/api/client/auth/register", json={"email": email, "password": password, **extra})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["data"]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -11,28 +11,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 
 from scripts.processes import free_port, stop_gracefully
-from tests.conftest import TEST_DB_URL, TEST_PREFIX
+from tests.helpers import TEST_DB_URL, TEST_PREFIX, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-
-
-def wait_until(check, seconds: float = 20, what: str = "condition") -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, requests.RequestException):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not reached in {seconds} s")
 
 
 class Gunicorn:

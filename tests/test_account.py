@@ -7,24 +7,14 @@ from sqlalchemy import select
 import codes
 from extensions import db
 from models import OrderModel, UserModel
-from tests.conftest import PASSWORD, bearer, register
-from tests.test_email_code import code_in
+from tests.helpers import AUTH, PASSWORD, bearer, code_in, me, refresh, register
 
-AUTH = "/api/client/auth"
 NEW_PASSWORD = "a new passphrase"
 
 
 def login(client, device_id=None, password=PASSWORD, email="alice@example.com"):
     body = {"email": email, "password": password, **({"device_id": device_id} if device_id else {})}
     return client.post(f"{AUTH}/login", json=body)
-
-
-def me(client, token):
-    return client.get(f"{AUTH}/me", headers=bearer(token))
-
-
-def refresh(client, token):
-    return client.post(f"{AUTH}/refresh", json={"refresh_token": token})
 
 
 def sessions_of(client, token):

@@ -10,22 +10,9 @@ import codes
 from extensions import db, redis_store
 from models import UserModel
 from store import sessions
-from tests.conftest import PASSWORD, TEST_PREFIX, bearer, register
+from tests.helpers import AUTH, PASSWORD, TEST_PREFIX, bearer, login, me, refresh, register
 
-AUTH = "/api/client/auth"
 USER_FIELDS = {"id", "email", "nickname", "login_count", "last_login_at", "created_at"}
-
-
-def login(client, email="alice@example.com", password=PASSWORD, **extra):
-    return client.post(f"{AUTH}/login", json={"email": email, "password": password, **extra})
-
-
-def me(client, token):
-    return client.get(f"{AUTH}/me", headers=bearer(token))
-
-
-def refresh(client, token):
-    return client.post(f"{AUTH}/refresh", json={"refresh_token": token})
 
 
 def stored_user(app, email="alice@example.com"):

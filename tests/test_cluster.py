@@ -11,6 +11,8 @@ import pytest
 
 from tests.live import ROOT, RedisCluster
 
+pytestmark = pytest.mark.live
+
 SUITE = ["tests/test_auth.py", "tests/test_tokens.py", "tests/test_email_code.py", "tests/test_commands.py",
          "tests/test_orders.py"]
 

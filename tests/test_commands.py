@@ -2,9 +2,7 @@
 
 import pytest
 
-from tests.conftest import bearer
-
-AUTH = "/api/client/auth"
+from tests.helpers import AUTH, bearer
 
 
 @pytest.fixture

@@ -1,26 +1,10 @@
 """Sign-in codes travel through a real SMTP server and work exactly once."""
 
-import re
-
 import pytest
 
 import codes
 from scripts.processes import free_port
-from tests.conftest import bearer, register
-
-AUTH = "/api/client/auth"
-
-
-def send_code(client, email="bob@example.com", **headers):
-    return client.post(f"{AUTH}/send-email-code", json={"email": email}, headers=headers)
-
-
-def verify(client, code, email="bob@example.com"):
-    return client.post(f"{AUTH}/email-verify-login", json={"email": email, "code": code})
-
-
-def code_in(message) -> str:
-    return re.search(r"\b(\d{6})\b", message.get_content()).group(1)
+from tests.helpers import AUTH, bearer, code_in, register, send_code, verify
 
 
 def test_a_code_arrives_by_smtp_and_logs_in_once_creating_the_account(client, smtp):

@@ -6,10 +6,7 @@ from __future__ import annotations
 import pytest
 
 import codes
-from tests.conftest import PASSWORD, bearer, register
-from tests.test_email_code import code_in
-
-AUTH = "/api/client/auth"
+from tests.helpers import AUTH, PASSWORD, bearer, code_in, register
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from extensions import db
 from models import OrderModel, PaymentModel
 from scripts.processes import free_port
 from services.payments import dev
-from tests.conftest import PASSWORD, bearer, register
-from tests.live import BIN, ROOT, Gunicorn, MariaDBServer, RedisServer, wait_until
+from tests.helpers import AUTH, PASSWORD, bearer, register, wait_until
+from tests.live import BIN, ROOT, Gunicorn, MariaDBServer, RedisServer
 
-AUTH = "/api/client/auth"
+pytestmark = pytest.mark.live
 
 
 def timed(call):

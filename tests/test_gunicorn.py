@@ -7,13 +7,14 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 import requests
 import urllib3
 
-from tests.conftest import PASSWORD
-from tests.live import Gunicorn, wait_until
+from tests.helpers import AUTH, PASSWORD, wait_until
+from tests.live import Gunicorn
 
-AUTH = "/api/client/auth"
+pytestmark = pytest.mark.live
 
 
 def classify(exc: Exception) -> str:

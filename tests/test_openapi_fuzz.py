@@ -9,8 +9,10 @@ import subprocess
 import pytest
 import requests
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 from tests.live import BIN, ROOT, Gunicorn
+
+pytestmark = pytest.mark.live
 
 LOGOUT = "/api/client/auth/logout"
 # positive_data_acceptance expects schema-valid input to succeed, but a well-formed login

@@ -3,8 +3,6 @@ idempotent retries, and races that must end with exactly one winner."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 import time
@@ -18,59 +16,24 @@ from sqlalchemy import select, text
 
 import codes
 from extensions import db, redis_store
-from models import OrderModel, PaymentModel
+from models import OrderModel
 from models.base import utcnow
 from schemas.order import OrderSchema
 from services import orders, payments
 from services.payments.notify import handle_notification
 from store import order_cache, user_snapshot
-from tests.conftest import bearer, register
-from tests.live import wait_until
-
-ORDER = "/api/client/order"
-DEV_NOTIFY = "/api/payment/notify/dev"
-
-
-def create(client, headers, product_id="basic-monthly", quantity=1, key=None, **extra):
-    if key is not None:
-        headers = {**headers, "Idempotency-Key": key}
-    return client.post(f"{ORDER}/create", json={"product_id": product_id, "quantity": quantity, **extra},
-                       headers=headers)
-
-
-def created(client, headers, **kwargs):
-    """Create an order that must succeed; its data."""
-    response = create(client, headers, **kwargs)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["data"]
-
-
-def status_of(client, headers, order_no):
-    return client.get(f"{ORDER}/status/{order_no}", headers=headers)
-
-
-def dev_signature(secret: str, body: bytes, timestamp: int) -> str:
-    """Sign the way the issue specifies, independently of the code under test."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def notify_dev(client, app, order_no, amount, currency="CNY", transaction_id="dev_txn_1", timestamp=None,
-               secret=None, body=None):
-    """POST a dev provider notification signed with the app's secret (or another one)."""
-    body = body if body is not None else json.dumps({"order_no": order_no, "transaction_id": transaction_id,
-                                                     "amount": amount, "currency": currency}).encode()
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    signature = dev_signature(secret or app.config["SETTINGS"].payment.dev.secret, body, timestamp)
-    return client.post(DEV_NOTIFY, data=body, content_type="application/json",
-                       headers={"X-Dev-Signature": signature})
-
-
-def payments_of(app, order_no):
-    with app.app_context():
-        rows = db.session.scalars(select(PaymentModel).where(PaymentModel.order_no == order_no)
-                                  .order_by(PaymentModel.id)).all()
-        return [(row.transaction_id, row.outcome) for row in rows]
+from tests.helpers import (
+    ORDER,
+    bearer,
+    create,
+    created,
+    dev_signature,
+    notify_dev,
+    payments_of,
+    register,
+    status_of,
+    wait_until,
+)
 
 
 def stored_status(app, order_no):

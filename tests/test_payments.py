@@ -25,8 +25,7 @@ from config import ConfigError
 from extensions import db
 from models import PaymentModel
 from scripts.processes import free_port
-from tests.conftest import bearer
-from tests.test_orders import ORDER, create, created, dev_signature, notify_dev, payments_of, status_of
+from tests.helpers import ORDER, bearer, create, created, dev_signature, notify_dev, payments_of, status_of
 
 # --- dev -----------------------------------------------------------------------------------------
 

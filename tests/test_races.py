@@ -17,10 +17,10 @@ from models import OrderModel, PaymentModel, UserModel
 from services import orders as orders_service
 from services.payments import dev
 from store import sessions
-from tests.conftest import PASSWORD
+from tests.helpers import AUTH, PASSWORD
 from tests.live import Gunicorn
 
-AUTH = "/api/client/auth"
+pytestmark = pytest.mark.live
 
 
 @pytest.fixture(scope="module")

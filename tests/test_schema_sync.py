@@ -5,7 +5,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from extensions import db
-from tests.conftest import TEST_DB_URL, drop_database, recreate_database
+from tests.helpers import TEST_DB_URL, drop_database, recreate_database
 
 SCRATCH_URL = make_url(TEST_DB_URL).set(database=make_url(TEST_DB_URL).database + "_sync").render_as_string(
     hide_password=False)

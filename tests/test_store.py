@@ -8,11 +8,8 @@ from pathlib import Path
 
 from extensions import redis_store
 from store import keys
-from tests.conftest import TEST_PREFIX, bearer, register
-from tests.test_email_code import code_in, send_code, verify
-from tests.test_orders import ORDER, created, notify_dev
+from tests.helpers import AUTH, ORDER, TEST_PREFIX, bearer, code_in, created, notify_dev, register, send_code, verify
 
-AUTH = "/api/client/auth"
 ROOT = Path(__file__).resolve().parent.parent
 
 

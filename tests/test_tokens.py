@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 import codes
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 ME = "/api/client/auth/me"
 

@@ -1,0 +1,143 @@
+"""What the stories share: the test run's database and key prefix, and plain functions that
+register, sign in, order and pay through the HTTP client. Fixtures live in conftest.py; servers
+in live.py. Test modules import from here, never from conftest.py or from one another."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import time
+from typing import Any
+
+import requests
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from config import load_config
+from extensions import db
+from models import PaymentModel
+from services import schema
+
+BASE = load_config()
+# One database and key prefix per test run, so that two runs on one machine never meet.
+RUN_ID = os.environ.get("TEST_RUN_ID") or str(os.getpid())
+TEST_DB_URL = make_url(BASE.database.url).set(
+    database=f"{make_url(BASE.database.url).database or 'flask_api'}_test_{RUN_ID}"
+).render_as_string(hide_password=False)
+TEST_PREFIX = f"{BASE.redis.key_prefix}test:{RUN_ID}:"
+
+AUTH = "/api/client/auth"
+ORDER = "/api/client/order"
+DEV_NOTIFY = "/api/payment/notify/dev"
+PASSWORD = "correct horse battery"
+
+
+def drop_database(url: str) -> None:
+    parsed = make_url(url)
+    server = create_engine(parsed.set(database=""))
+    with server.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
+    server.dispose()
+
+
+def recreate_database(url: str) -> None:
+    drop_database(url)
+    schema.ensure_database(url)
+
+
+def wait_until(check, seconds: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, requests.RequestException):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not reached in {seconds} s")
+
+
+# --- accounts ------------------------------------------------------------------------------------
+
+def register(client, email: str = "alice@example.com", password: str = PASSWORD, **extra: Any) -> dict[str, Any]:
+    """Register through the API; returns the response data (token pair + user)."""
+    response = client.post(f"{AUTH}/register", json={"email": email, "password": password, **extra})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["data"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def login(client, email="alice@example.com", password=PASSWORD, **extra):
+    return client.post(f"{AUTH}/login", json={"email": email, "password": password, **extra})
+
+
+def me(client, token):
+    return client.get(f"{AUTH}/me", headers=bearer(token))
+
+
+def refresh(client, token):
+    return client.post(f"{AUTH}/refresh", json={"refresh_token": token})
+
+
+# --- email codes ---------------------------------------------------------------------------------
+
+def send_code(client, email="bob@example.com", **headers):
+    return client.post(f"{AUTH}/send-email-code", json={"email": email}, headers=headers)
+
+
+def verify(client, code, email="bob@example.com"):
+    return client.post(f"{AUTH}/email-verify-login", json={"email": email, "code": code})
+
+
+def code_in(message) -> str:
+    return re.search(r"\b(\d{6})\b", message.get_content()).group(1)
+
+
+# --- orders and payments -------------------------------------------------------------------------
+
+def create(client, headers, product_id="basic-monthly", quantity=1, key=None, **extra):
+    if key is not None:
+        headers = {**headers, "Idempotency-Key": key}
+    return client.post(f"{ORDER}/create", json={"product_id": product_id, "quantity": quantity, **extra},
+                       headers=headers)
+
+
+def created(client, headers, **kwargs):
+    """Create an order that must succeed; its data."""
+    response = create(client, headers, **kwargs)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["data"]
+
+
+def status_of(client, headers, order_no):
+    return client.get(f"{ORDER}/status/{order_no}", headers=headers)
+
+
+def dev_signature(secret: str, body: bytes, timestamp: int) -> str:
+    """Sign the way the issue specifies, independently of the code under test."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def notify_dev(client, app, order_no, amount, currency="CNY", transaction_id="dev_txn_1", timestamp=None,
+               secret=None, body=None):
+    """POST a dev provider notification signed with the app's secret (or another one)."""
+    body = body if body is not None else json.dumps({"order_no": order_no, "transaction_id": transaction_id,
+                                                     "amount": amount, "currency": currency}).encode()
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signature = dev_signature(secret or app.config["SETTINGS"].payment.dev.secret, body, timestamp)
+    return client.post(DEV_NOTIFY, data=body, content_type="application/json",
+                       headers={"X-Dev-Signature": signature})
+
+
+def payments_of(app, order_no):
+    with app.app_context():
+        rows = db.session.scalars(select(PaymentModel).where(PaymentModel.order_no == order_no)
+                                  .order_by(PaymentModel.id)).all()
+        return [(row.transaction_id, row.outcome) for row in rows]
