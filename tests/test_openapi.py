@@ -7,7 +7,7 @@ import pytest
 
 import codes
 from services.payments.dev import HEADER as DEV_SIGNATURE
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 CANCEL = "/api/client/order/cancel/{order_no}"
 STATUS = "/api/client/order/status/{order_no}"
