@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-import secrets
+from collections import Counter
+from datetime import timedelta
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from config import reference, settings
 from extensions import db
-from models import UserModel
+from models import PaymentModel, PaymentOutcome, RefundStatus, UserModel
 from schemas.auth import normalize_email
 from services import account, auth, orders
 from services.payments import dev as dev_payments
+from services.payments import reconcile, refunds
+from services.payments.base import ProviderError
 from store import sessions
 
 users = AppGroup("users", help="Operator commands for accounts.")
+payments_group = AppGroup("payments", help="Operator commands for stored payments.")
+refunds_group = AppGroup("refunds", help="Operator commands for refunds.")
 # An EMAIL argument arrives normalized, as the API's schemas load addresses.
 email_argument = click.argument("email", callback=lambda ctx, param, value: normalize_email(value))
 
@@ -110,17 +116,22 @@ def expire_orders_command(batch_size: int | None) -> None:
 @click.command("pay-order")
 @click.argument("order_no")
 @click.option("--url", default=None, help="The running service (default: payment.notify_base_url).")
-@click.option("--transaction-id", default=None, help="Default: a new random dev_... id.")
+@click.option("--transaction-id", default=None,
+              help="Default: a new random dev_... id; for an order paid already, its id (the notification again).")
 @with_appcontext
 def pay_order_command(order_no: str, url: str | None, transaction_id: str | None) -> None:
-    """Pay ORDER_NO locally: send the running service a signed dev notification for its amount."""
+    """Pay ORDER_NO locally: the dev provider books the payment, then sends the running service a
+    signed notification for its amount (reconcile-orders finds a payment whose notification was lost)."""
     config = settings.payment
     if "dev" not in config.providers:
         raise click.ClickException("the dev provider is not enabled (payment.providers)")
     order = orders.find_order(order_no)
     if order is None:
         raise click.ClickException(f"no order {order_no}")
-    transaction_id = transaction_id or f"dev_{secrets.token_hex(12)}"
+    try:
+        transaction_id = dev_payments.record_payment(order, transaction_id)
+    except ProviderError as refused:
+        raise click.ClickException(str(refused)) from None
     try:
         status, answer = dev_payments.send_payment(url or config.notify_base_url, config.dev.secret,
                                                    order, transaction_id)
@@ -149,6 +160,75 @@ def delete_user(email: str, yes: bool) -> None:
     click.echo(f"Deleted {email}.")
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    """30m, 2h, 1d."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit():
+        raise click.BadParameter("a number and m, h or d, e.g. 2h")
+    return timedelta(**{units[value[-1]]: int(value[:-1])})
+
+
+def _print_counts(counts: Counter[str], what: str) -> None:
+    click.echo(", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or f"no {what}")
+
+
+@click.command("reconcile-orders")
+@click.option("--since", default="2h", callback=_duration, show_default=True,
+              help="How far back ended orders are asked about (30m, 2h, 1d).")
+@with_appcontext
+def reconcile_orders_command(since: timedelta) -> None:
+    """Ask the providers about orders whose notification may have been lost, and apply what they
+    say as a notification would; close what ended but is still payable. For cron; exits 1 when a
+    provider could not be asked."""
+    counts = reconcile.reconcile(since)
+    _print_counts(counts, "orders to ask about")
+    if counts[reconcile.UNREACHABLE]:
+        raise click.ClickException(f"{counts[reconcile.UNREACHABLE]} order(s) could not be asked about; "
+                                   "the next run asks again")
+
+
+@payments_group.command("list")
+@click.option("--outcome", type=click.Choice([outcome.value for outcome in PaymentOutcome]), default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@with_appcontext
+def list_payments(outcome: str | None, limit: int) -> None:
+    """Print stored payments, newest first, with what is left to refund of each."""
+    query = select(PaymentModel).order_by(PaymentModel.id.desc()).limit(limit)
+    for payment in db.session.scalars(query.where(PaymentModel.outcome == outcome) if outcome else query):
+        click.echo(f"{payment.id}  {payment.provider} {payment.transaction_id}  order={payment.order_no}"
+                   f"  {payment.amount} {payment.currency}  {payment.outcome}"
+                   f"  refundable={refunds.refundable(payment.id)}  received={payment.received_at.isoformat()}")
+
+
+@payments_group.command("refund")
+@click.argument("payment_id", type=int)
+@click.option("--amount", type=click.IntRange(min=1), default=None,
+              help="Minor units (default: all that is left to refund).")
+@click.option("--reason", default=None, help="Kept with the refund.")
+@click.option("--yes", is_flag=True, help="Refund without asking.")
+@with_appcontext
+def refund_payment(payment_id: int, amount: int | None, reason: str | None, yes: bool) -> None:
+    """Refund PAYMENT_ID through its provider, in full or --amount of it."""
+    if not yes:
+        click.confirm(f"Refund {amount or refunds.refundable(payment_id)} of payment {payment_id}?", abort=True)
+    try:
+        refund = refunds.request_refund(payment_id, amount, reason)
+    except refunds.RefundRefused as refused:
+        raise click.ClickException(str(refused)) from None
+    click.echo(f"refund {refund.id}: {refund.status} {refund.amount} {refund.currency}"
+               + (f" ({refund.error})" if refund.error else ""))
+    if refund.status == RefundStatus.FAILED:
+        raise click.ClickException("the provider refused the refund; it can be asked again")
+
+
+@refunds_group.command("sweep")
+@with_appcontext
+def sweep_refunds() -> None:
+    """Ask again about refunds the provider has not settled; with payment.auto_refund, refund every
+    needs_refund payment. For cron."""
+    _print_counts(refunds.sweep(), "refunds to make")
+
+
 @click.command("config-reference")
 def config_reference_command() -> None:
     """Print every setting with its default and meaning (docs/configuration.md)."""
@@ -159,5 +239,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(config_reference_command)
     app.cli.add_command(sync_schema_command)
     app.cli.add_command(users)
+    app.cli.add_command(payments_group)
+    app.cli.add_command(refunds_group)
+    app.cli.add_command(reconcile_orders_command)
     app.cli.add_command(expire_orders_command)
     app.cli.add_command(pay_order_command)

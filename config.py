@@ -214,6 +214,11 @@ class PaymentSection(_Section):
                                        **_doc("notifications signed longer ago (or ahead) are refused as replays"))
     notify_base_url = fields.String(load_default="http://127.0.0.1:8000",
                                     **_doc("this service as providers (and `flask pay-order`) reach it"))
+    reconcile_after_seconds = fields.Integer(
+        load_default=120, validate=validate.Range(min=0),
+        **_doc("`reconcile-orders` asks about a PENDING order once it is this old (its webhook had time)"))
+    auto_refund = fields.Boolean(load_default=False,
+                                 **_doc("`refunds sweep` refunds every needs_refund payment without asking"))
     dev = fields.Nested(DevProviderSection)
     stripe = _section(StripeProviderSection)
     alipay = _section(AlipayProviderSection)

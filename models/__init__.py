@@ -1,7 +1,15 @@
 """Persistence: flask-sqlalchemy models and their state rules. No commits here."""
 
 from models.order import OrderModel, OrderStatus
-from models.payment import PaymentModel, PaymentOutcome
+from models.payment import (
+    CheckoutModel,
+    DevLedgerModel,
+    PaymentModel,
+    PaymentOutcome,
+    RefundModel,
+    RefundStatus,
+)
 from models.user import UserModel
 
-__all__ = ["OrderModel", "OrderStatus", "PaymentModel", "PaymentOutcome", "UserModel"]
+__all__ = ["CheckoutModel", "DevLedgerModel", "OrderModel", "OrderStatus", "PaymentModel", "PaymentOutcome",
+           "RefundModel", "RefundStatus", "UserModel"]

@@ -57,6 +57,10 @@ class OrderModel(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What went back to the buyer, in minor units: succeeded refunds of the order's payments.
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # When the provider's checkout was closed after a cancel or an expiry; NULL while a close is owed.
+    checkout_closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     def is_due(self, now: datetime | None = None) -> bool:
         """Still PENDING although its deadline has passed: it is expired, whether swept yet or not."""

@@ -57,6 +57,7 @@ class OrderSchema(Schema):
     expires_at = Timestamp()
     paid_at = Timestamp(allow_none=True)
     cancelled_at = Timestamp(allow_none=True)
+    refunded_amount = fields.Integer(metadata={"description": "minor units given back to the buyer so far"})
 
 
 class PaymentRequestSchema(Schema):

@@ -7,24 +7,26 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, select, update
+from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import IntegrityError
 
 import codes
 from config import settings
 from errors import ApiError
 from extensions import db
-from models import OrderModel, OrderStatus, PaymentOutcome
+from models import CheckoutModel, OrderModel, OrderStatus, PaymentOutcome
 from models.base import utcnow
 from schemas.common import Dumped
 from schemas.order import DEFAULT_PAGE_SIZE, OrderPageSchema, OrderSchema, PaymentRequestSchema
 from services import catalog, payments
 from services.base import commit, paginate
-from services.payments.base import Notification
+from services.payments.base import Notification, PaymentRequest, ProviderError
 from store import order_cache
 
 ORDER_NO_DIGITS = 12  # after the date: 10^12 numbers a day, so a guess almost never names an order
@@ -32,6 +34,10 @@ INSERT_ATTEMPTS = 3
 _order_schema = OrderSchema()
 _page_schema = OrderPageSchema()
 _payment_schema = PaymentRequestSchema()
+CLOSED_STATUSES = (OrderStatus.CANCELLED.value, OrderStatus.EXPIRED.value)  # nothing may pay them
+# How far back the sweep retries a failed close: no checkout outlives its order by more
+# (a Stripe Checkout Session lasts 24 h at most; Alipay's ends with the order).
+CLOSE_WINDOW = timedelta(hours=25)
 CACHED_PAGES = 3  # of the default size: what clients read again and again (each a Redis hash field)
 log = logging.getLogger("flask_api.orders")
 
@@ -68,7 +74,57 @@ def create_order(user_id: int, data: dict[str, Any], idempotency_key: str | None
     payable = order.status == OrderStatus.PENDING
     # The order is committed by now: no row lock is held while a slow provider answers.
     payment = payments.get_provider(order.payment_provider).create_payment(order) if payable else None
+    if payment is not None and payment.checkout:
+        _remember_checkout(order.order_no, payment)
     return Dumped({**_as_shown(order), "payment": _payment_schema.dump(payment) if payment else None}), created
+
+
+def _remember_checkout(order_no: str, payment: PaymentRequest) -> None:
+    """Keep the provider's reference (a retry that got the same one changes nothing), so that the
+    checkout can be asked about and closed later."""
+    db.session.execute(mysql.insert(CheckoutModel).values(order_no=order_no, provider=payment.provider,
+                                                          reference=payment.checkout)
+                       .prefix_with("IGNORE"))
+    commit()
+
+
+def checkouts_of(order: OrderModel) -> list[str]:
+    return list(db.session.scalars(select(CheckoutModel.reference).where(
+        CheckoutModel.order_no == order.order_no, CheckoutModel.provider == order.payment_provider)
+        .order_by(CheckoutModel.id)))
+
+
+def close_checkouts(order_ids: Sequence[int]) -> int:
+    """After the commit that ended them (a cancel, an expiry): make the orders impossible to pay at
+    their providers, one call each and no row lock held meanwhile. A close that fails stays owed
+    (checkout_closed_at NULL), is logged, and is retried by the next sweep; a payment that still
+    arrives is needs_refund. Returns how many closes failed."""
+    failed = 0
+    owed = db.session.scalars(select(OrderModel).where(
+        OrderModel.id.in_(list(order_ids)), OrderModel.status.in_(CLOSED_STATUSES),
+        OrderModel.checkout_closed_at.is_(None))).all()
+    for order in owed:
+        provider = payments.enabled(order.payment_provider)
+        try:
+            if provider is None:
+                raise ProviderError(f"provider {order.payment_provider} is not enabled")
+            provider.close(order, checkouts_of(order))
+        except ProviderError as error:
+            failed += 1
+            log.warning("checkout not closed", extra={"fields": {
+                "order_no": order.order_no, "provider": order.payment_provider, "error": str(error)}})
+            continue
+        db.session.execute(update(OrderModel).where(OrderModel.id == order.id).values(checkout_closed_at=utcnow()))
+    commit()
+    return failed
+
+
+def owed_closes(since: datetime) -> list[int]:
+    """Cancelled or expired orders due after since whose checkout is not known closed (through
+    ix_orders_status_expires: an order is due after it was made, so none older is missed)."""
+    return list(db.session.scalars(select(OrderModel.id).where(
+        OrderModel.status.in_(CLOSED_STATUSES), OrderModel.expires_at >= since,
+        OrderModel.checkout_closed_at.is_(None))))
 
 
 def _by_idempotency_key(user_id: int, key: str) -> OrderModel | None:
@@ -129,12 +185,13 @@ def _expire_if_due(order: OrderModel) -> None:
     """Expire on read: a past-due PENDING order is EXPIRED now, whether the sweep has run or not."""
     if order.is_due(utcnow()):
         _expire_due(OrderModel.id == order.id)  # the commit expires the instance: the next read shows who won
+        close_checkouts([order.id])
 
 
-def _expire_due(*where: Any, limit: int | None = None) -> tuple[int, int]:
+def _expire_due(*where: Any, limit: int | None = None) -> tuple[int, int, list[int]]:
     """The one expiry: PENDING orders past their deadline (among those where selects, at most
-    limit) become EXPIRED, in one committed transaction. Returns (expired, picked); fewer expire
-    than were picked when a payment or a cancel got there first.
+    limit) become EXPIRED, in one committed transaction. Returns (expired, picked, the ids picked);
+    fewer expire than were picked when a payment or a cancel got there first.
 
     The rows are picked with a plain read and then updated through the primary key, the lock
     order of every single-order path: an UPDATE driven by ix_orders_status_expires would lock
@@ -148,7 +205,7 @@ def _expire_due(*where: Any, limit: int | None = None) -> tuple[int, int]:
         expired = db.session.execute(OrderModel.transition_rows(
             due, OrderStatus.EXPIRED, OrderModel.expires_at <= now)).rowcount
     commit()
-    return expired, len(due)
+    return expired, len(due), list(due)
 
 
 def get_order(user_id: int, order_no: str) -> OrderModel:
@@ -241,7 +298,7 @@ def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> 
         db.session.rollback()
     total, due, deadline = _count_due_and_deadline(user_id, status)
     if due:  # rare: expire them first, so that no past-due order is listed or counted as PENDING
-        _expire_due(OrderModel.user_id == user_id)
+        close_checkouts(_expire_due(OrderModel.user_id == user_id)[2])
         total, _, deadline = _count_due_and_deadline(user_id, status)
     filters = [OrderModel.user_id == user_id] + ([OrderModel.status == status] if status else [])
     result = paginate(select(OrderModel).where(*filters), page, page_size,
@@ -275,7 +332,9 @@ def cancel_order(user_id: int, order_no: str) -> Dumped:
     if result.rowcount != 1:
         db.session.rollback()
         raise ApiError(codes.ORDER_INVALID_TRANSITION, data={"status": get_order(user_id, order_no).status})
-    return Dumped(commit_order_write(user_id, order))
+    shown = commit_order_write(user_id, order)
+    close_checkouts([order.id])
+    return Dumped(shown)
 
 
 def lock_for_payment(order_no: str) -> OrderModel | None:
@@ -306,9 +365,11 @@ def expire_due_orders(batch_size: int | None = None) -> int:
     batch_size = batch_size or settings.order.sweep_batch_size
     total = 0
     while True:  # short transactions: payments and cancels wait at most one batch
-        expired, picked = _expire_due(limit=batch_size)
+        expired, picked, ids = _expire_due(limit=batch_size)
+        close_checkouts(ids)
         total += expired
         if picked < batch_size:
+            close_checkouts(owed_closes(utcnow() - CLOSE_WINDOW))  # those that failed before
             return total
 
 

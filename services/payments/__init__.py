@@ -21,7 +21,7 @@ PROVIDERS: dict[str, str] = {
     "alipay": "services.payments.alipay:AlipayProvider",
 }
 
-__all__ = ["Notification", "Outcome", "PaymentRequest", "Provider", "get_provider", "init_app"]
+__all__ = ["Notification", "Outcome", "PaymentRequest", "Provider", "enabled", "get_provider", "init_app"]
 
 
 def init_app(app: Flask) -> None:
@@ -36,6 +36,11 @@ def init_app(app: Flask) -> None:
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"payment.{name}: {exc}") from None
     app.extensions["payment_providers"] = built
+
+
+def enabled(name: str | None) -> Provider | None:
+    """The provider by that name, or None when it is not enabled (any more)."""
+    return current_app.extensions["payment_providers"].get(name)
 
 
 def get_provider(name: str) -> Provider:

@@ -11,7 +11,7 @@ from flask import Response
 
 import codes
 from errors import ApiError, handle_api_error
-from models import OrderModel
+from models import OrderModel, PaymentModel
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -23,6 +23,7 @@ class PaymentRequest:
     provider: str
     pay_url: str | None = None
     params: dict[str, Any] | None = None
+    checkout: str | None = None  # the provider's reference to keep for asking and closing later
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,37 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class RefundUpdate:
+    """A verified refund notification: the provider says how a refund it was asked for ended."""
+
+    provider_refund_id: str
+    status: str  # a RefundStatus value
+
+
+@dataclass(frozen=True)
+class CheckoutState:
+    """What a provider knows of an order's payment, when asked (reconciliation)."""
+
+    status: str  # "paid", "open" (can still be paid) or "closed" (nothing paid, and nothing can be)
+    payment: Notification | None = None  # for "paid": the same Notification its webhook would bring
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    provider_refund_id: str
+    status: str  # a RefundStatus value: succeeded, or requested while the provider is still at it
+
+
+class ProviderError(Exception):
+    """A provider call that did not do what was asked: refused (with its message), or no answer.
+    unknown is True when the call may have taken effect (a timeout): ask again with the same key."""
+
+    def __init__(self, message: str, unknown: bool = False) -> None:
+        super().__init__(message)
+        self.unknown = unknown
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What handling a notification did, for the acknowledgement."""
 
@@ -58,8 +90,23 @@ class Provider(Protocol):
         """Make the payment request for an order (may call the provider; raises PAYMENT_PROVIDER_ERROR)."""
         ...
 
-    def parse_notification(self, body: bytes, headers: Any) -> Notification | None:
-        """Verify and read a notification; None for a verified event that is not a payment."""
+    def parse_notification(self, body: bytes, headers: Any) -> Notification | RefundUpdate | None:
+        """Verify and read a notification; None for a verified event that is neither a payment nor a refund."""
+        ...
+
+    def query(self, order: OrderModel, checkouts: list[str]) -> CheckoutState:
+        """Ask the provider what became of the order's payment (checkouts: the references made for it).
+        Raises ProviderError."""
+        ...
+
+    def close(self, order: OrderModel, checkouts: list[str]) -> None:
+        """Make the order impossible to pay at the provider; closing what is closed or paid is no error.
+        Raises ProviderError."""
+        ...
+
+    def refund(self, payment: PaymentModel, amount: int, key: str) -> RefundResult:
+        """Give back amount (minor units) of a stored payment; the same key asks once, however often
+        it is sent. Raises ProviderError."""
         ...
 
     def acknowledge(self, outcome: Outcome) -> Any:

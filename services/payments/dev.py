@@ -2,6 +2,11 @@
 
 Header: X-Dev-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 over the bytes "<t>." + body>
 Body: {"order_no", "transaction_id", "amount" (minor units), "currency"}
+
+Its books (the dev_ledger table) are what a remote provider would know: `flask pay-order` writes
+the payment there before it notifies, so that a lost notification is found by reconciliation; a
+close there makes pay-order refuse; refunds are checked against them. They are written on a
+connection of their own, never in the service's transaction, as a remote provider's would be.
 """
 
 from __future__ import annotations
@@ -10,18 +15,29 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 from marshmallow import ValidationError
+from sqlalchemy import insert, select, update
 
 import codes
 from errors import ApiError
-from models import OrderModel
+from extensions import db
+from models import DevLedgerModel, OrderModel, PaymentModel, RefundStatus
 from schemas.payment import DevNotificationSchema
-from services.payments.base import EnvelopeAnswers, Notification, PaymentRequest, check_timestamp
+from services.payments.base import (
+    CheckoutState,
+    EnvelopeAnswers,
+    Notification,
+    PaymentRequest,
+    ProviderError,
+    RefundResult,
+    check_timestamp,
+)
 
 HEADER = "X-Dev-Signature"
 STAMP = re.compile(r"[0-9]{1,12}")
@@ -80,6 +96,76 @@ class DevProvider(EnvelopeAnswers):
         except (ValueError, ValidationError):
             raise ApiError(codes.PAYMENT_NOTIFICATION_INVALID) from None
         return Notification(data["order_no"], data["transaction_id"], data["amount"], data["currency"].upper(), text)
+
+    def query(self, order: OrderModel, checkouts: list[str]) -> CheckoutState:
+        entry = _ledger_entry(order.order_no)
+        if entry is None or entry.state == "open":
+            return CheckoutState("open")
+        if entry.state == "closed":
+            return CheckoutState("closed")
+        body = notification_body(order.order_no, entry.transaction_id, entry.amount, entry.currency)
+        return CheckoutState("paid", Notification(order.order_no, entry.transaction_id, entry.amount, entry.currency,
+                                                  body.decode()))
+
+    def close(self, order: OrderModel, checkouts: list[str]) -> None:
+        with db.engine.begin() as books:
+            if _locked_entry(books, order.order_no) is None:
+                books.execute(insert(DevLedgerModel).values(order_no=order.order_no, state="closed",
+                                                            amount=order.amount, currency=order.currency))
+            else:  # a paid checkout stays paid: closing it is no error, and changes nothing
+                books.execute(update(DevLedgerModel).where(DevLedgerModel.order_no == order.order_no,
+                                                           DevLedgerModel.state == "open").values(state="closed"))
+
+    def refund(self, payment: PaymentModel, amount: int, key: str) -> RefundResult:
+        """Checked against what was paid as the books know it (or the stored payment, for one paid by
+        a hand-signed notification they never saw); the same key refunds once."""
+        with db.engine.begin() as books:
+            entry = _locked_entry(books, payment.order_no)
+            done = json.loads(entry.refunds) if entry is not None and entry.refunds else {}
+            if key not in done:
+                paid = entry.amount if entry is not None and entry.state == "paid" else payment.amount
+                if sum(done.values()) + amount > paid:
+                    raise ProviderError(f"refund of {amount} exceeds the {paid - sum(done.values())} left to refund")
+                done[key] = amount
+                values = {"refunds": json.dumps(done), "refunded": sum(done.values())}
+                if entry is None:
+                    books.execute(insert(DevLedgerModel).values(
+                        order_no=payment.order_no, state="paid", transaction_id=payment.transaction_id,
+                        amount=payment.amount, currency=payment.currency, **values))
+                else:
+                    books.execute(update(DevLedgerModel).where(DevLedgerModel.order_no == payment.order_no)
+                                  .values(**values))
+        return RefundResult(f"dev_re_{key}", RefundStatus.SUCCEEDED.value)
+
+
+def _ledger_entry(order_no: str) -> Any:
+    with db.engine.connect() as books:
+        return books.execute(select(DevLedgerModel.__table__).where(DevLedgerModel.order_no == order_no)).first()
+
+
+def _locked_entry(books: Any, order_no: str) -> Any:
+    return books.execute(select(DevLedgerModel.__table__).where(DevLedgerModel.order_no == order_no)
+                         .with_for_update()).first()
+
+
+def record_payment(order: OrderModel, transaction_id: str | None) -> str:
+    """The buyer pays at the dev provider: its books say paid (with transaction_id, or a new one),
+    unless the checkout was closed. A paid one answers its transaction id again, to notify again."""
+    with db.engine.begin() as books:
+        entry = _locked_entry(books, order.order_no)
+        if entry is not None and entry.state == "closed":
+            raise ProviderError("the checkout of this order is closed: it cannot be paid")
+        if entry is not None and entry.state == "paid":
+            if transaction_id not in (None, entry.transaction_id):
+                raise ProviderError(f"this order was paid already, by {entry.transaction_id}")
+            return entry.transaction_id
+        transaction_id = transaction_id or f"dev_{secrets.token_hex(12)}"
+        values = {"state": "paid", "transaction_id": transaction_id, "amount": order.amount, "currency": order.currency}
+        if entry is None:
+            books.execute(insert(DevLedgerModel).values(order_no=order.order_no, **values))
+        else:
+            books.execute(update(DevLedgerModel).where(DevLedgerModel.order_no == order.order_no).values(**values))
+    return transaction_id
 
 
 def send_payment(base_url: str, secret: str, order: OrderModel, transaction_id: str,

@@ -14,7 +14,8 @@ from extensions import db
 from models import PaymentModel, PaymentOutcome
 from services import orders
 from services.base import commit
-from services.payments.base import Notification, Outcome, Provider
+from services.payments import refunds
+from services.payments.base import Notification, Outcome, Provider, RefundUpdate
 
 log = logging.getLogger("flask_api.payments")
 
@@ -28,7 +29,9 @@ def handle_notification(provider: Provider, body: bytes, headers: Any) -> Outcom
     notification = provider.parse_notification(body, headers)  # nothing is stored before this passes
     if notification is None:
         return Outcome("ignored")
-    outcome = _record(provider.name, notification)
+    if isinstance(notification, RefundUpdate):
+        return refunds.apply_update(provider.name, notification)
+    outcome = record_payment(provider.name, notification)
     log.info("payment notification %s %s for %s: %s", provider.name, notification.transaction_id,
              notification.order_no, outcome.outcome)
     if outcome.outcome in REFUSED:
@@ -36,8 +39,9 @@ def handle_notification(provider: Provider, body: bytes, headers: Any) -> Outcom
     return outcome
 
 
-def _record(provider: str, notification: Notification) -> Outcome:
-    """In one transaction: lock the order, store the payment, apply it. A retry finds its row and stops."""
+def record_payment(provider: str, notification: Notification) -> Outcome:
+    """In one transaction: lock the order, store the payment, apply it. A retry finds its row and stops.
+    A notification and a reconciliation (reconcile.py) both come here, so either may come first."""
     order = orders.lock_for_payment(notification.order_no)  # later notifications for the order wait here
     stored_for = _stored_for(provider, notification.transaction_id)
     if stored_for is None:

@@ -1,0 +1,126 @@
+"""Refunds: money given back for a stored payment, asked of its provider once per refund.
+
+A refund is on record (requested) before the provider hears of it, under the payment's row lock,
+so that two operators refunding at once make one refund and no refund can exceed what was paid
+minus what was refunded or is being refunded. The provider is asked after that commit, with the
+key refund-<id>: asking again (a timeout, `refunds sweep`) cannot refund twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from config import settings
+from extensions import db
+from models import OrderModel, PaymentModel, PaymentOutcome, RefundModel, RefundStatus
+from models.base import utcnow
+from services import orders, payments
+from services.base import commit
+from services.payments.base import Outcome, ProviderError, RefundUpdate
+
+log = logging.getLogger("flask_api.payments")
+RETRY_AFTER = timedelta(minutes=1)  # a refund still requested this long after its last try is asked again
+
+
+class RefundRefused(Exception):
+    """A refund that cannot be asked for (no such payment, nothing left to refund)."""
+
+
+def refundable(payment_id: int) -> int:
+    """What is left to refund: paid, less what was refunded or is being refunded."""
+    taken = db.session.scalar(select(func.coalesce(func.sum(RefundModel.amount), 0)).where(
+        RefundModel.payment_id == payment_id, RefundModel.status != RefundStatus.FAILED))
+    amount = db.session.scalar(select(PaymentModel.amount).where(PaymentModel.id == payment_id))
+    return (amount or 0) - taken
+
+
+def request_refund(payment_id: int, amount: int | None = None, reason: str | None = None) -> RefundModel:
+    """Refund a stored payment, in full by default; the refund as it stands after the provider answered."""
+    payment = db.session.scalar(select(PaymentModel).where(PaymentModel.id == payment_id).with_for_update())
+    if payment is None:
+        db.session.rollback()
+        raise RefundRefused(f"no payment {payment_id}")
+    left = refundable(payment_id)
+    if left <= 0:
+        db.session.rollback()
+        raise RefundRefused(f"payment {payment_id} has nothing left to refund")
+    amount = left if amount is None else amount
+    if not 0 < amount <= left:
+        db.session.rollback()
+        raise RefundRefused(f"payment {payment_id} has {left} {payment.currency} left to refund, not {amount}")
+    refund = RefundModel(payment_id=payment_id, amount=amount, currency=payment.currency, reason=reason)
+    db.session.add(refund)
+    commit()  # on record, and the payment's lock released, before the provider is asked
+    return _ask_provider(refund)
+
+
+def _ask_provider(refund: RefundModel) -> RefundModel:
+    payment = db.session.get(PaymentModel, refund.payment_id)
+    provider = payments.enabled(payment.provider)
+    try:
+        if provider is None:
+            raise ProviderError(f"provider {payment.provider} is not enabled", unknown=True)
+        result = provider.refund(payment, refund.amount, f"refund-{refund.id}")
+    except ProviderError as error:
+        refund.error = str(error)[:255]
+        if not error.unknown:  # refused: nothing went back, and the amount may be asked again
+            refund.status, refund.completed_at = RefundStatus.FAILED.value, utcnow()
+        log.warning("refund not done", extra={"fields": {
+            "refund_id": refund.id, "payment_id": payment.id, "error": refund.error, "unknown": error.unknown}})
+        commit()
+        return refund
+    refund.provider_refund_id = result.provider_refund_id
+    _commit_outcome(refund, result.status)
+    return refund
+
+
+def _commit_outcome(refund: RefundModel, status: str) -> None:
+    """Commit what the provider said of a requested refund. Succeeded, it counts in its order's
+    refunded_amount, committed with the order's Redis copies renewed around it."""
+    if status == RefundStatus.FAILED:
+        refund.status, refund.completed_at = RefundStatus.FAILED.value, utcnow()
+    if status != RefundStatus.SUCCEEDED:
+        commit()
+        return
+    refund.status, refund.completed_at, refund.error = RefundStatus.SUCCEEDED.value, utcnow(), None
+    payment = db.session.get(PaymentModel, refund.payment_id)
+    order = orders.lock_for_payment(payment.order_no)
+    if order is None:
+        commit()
+        return
+    db.session.execute(update(OrderModel).where(OrderModel.id == order.id)
+                       .values(refunded_amount=OrderModel.refunded_amount + refund.amount))
+    orders.commit_order_write(order.user_id, order)
+
+
+def apply_update(provider: str, notice: RefundUpdate) -> Outcome:
+    """A provider's refund notification: a requested refund has succeeded or failed there."""
+    refund = db.session.scalar(select(RefundModel).join(PaymentModel, PaymentModel.id == RefundModel.payment_id)
+                               .where(RefundModel.provider_refund_id == notice.provider_refund_id,
+                                      PaymentModel.provider == provider).with_for_update())
+    if refund is None or refund.status != RefundStatus.REQUESTED:
+        db.session.rollback()  # not ours, not known yet (its answer is on the way), or settled already
+        return Outcome("ignored")
+    _commit_outcome(refund, notice.status)
+    return Outcome(f"refund_{refund.status}")
+
+
+def sweep() -> Counter[str]:
+    """For cron: ask again about every refund still requested a minute after it was made; with
+    payment.auto_refund, refund in full every needs_refund payment that has no refund yet."""
+    counts: Counter[str] = Counter()
+    stale = db.session.scalars(select(RefundModel).where(
+        RefundModel.status == RefundStatus.REQUESTED, RefundModel.requested_at <= utcnow() - RETRY_AFTER)).all()
+    for refund in stale:
+        counts[f"retried_{_ask_provider(refund).status}"] += 1
+    if settings.payment.auto_refund:
+        owed = db.session.scalars(select(PaymentModel.id).where(
+            PaymentModel.outcome == PaymentOutcome.NEEDS_REFUND,
+            ~select(RefundModel.id).where(RefundModel.payment_id == PaymentModel.id).exists())).all()
+        for payment_id in owed:
+            counts[f"refunded_{request_refund(payment_id, reason='needs_refund (auto)').status}"] += 1
+    return counts
