@@ -4,15 +4,20 @@ in live.py. Test modules import from here, never from conftest.py or from one an
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import os
 import re
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
@@ -141,3 +146,80 @@ def payments_of(app, order_no):
         rows = db.session.scalars(select(PaymentModel).where(PaymentModel.order_no == order_no)
                                   .order_by(PaymentModel.id)).all()
         return [(row.transaction_id, row.outcome) for row in rows]
+
+
+# --- stripe and alipay ---------------------------------------------------------------------------
+
+WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
+
+
+STRIPE_KEY = "sk_test_0123456789abcdef"
+
+
+def stripe_settings(api_base: str) -> dict:
+    return {"payment__providers": ["dev", "stripe"], "payment__stripe__secret_key": STRIPE_KEY,
+            "payment__stripe__webhook_secret": WEBHOOK_SECRET, "payment__stripe__api_base": api_base,
+            "payment__stripe__timeout": 2}
+
+
+def stripe_event(order_no: str, amount: int, currency: str = "cny", event_type: str = "checkout.session.completed",
+                 payment_intent: str = "pi_test_1") -> bytes:
+    return json.dumps({"id": "evt_test_1", "object": "event", "type": event_type, "data": {"object": {
+        "id": "cs_test_1", "object": "checkout.session", "payment_status": "paid", "amount_total": amount,
+        "currency": currency, "payment_intent": payment_intent, "metadata": {"order_no": order_no}}}}).encode()
+
+
+def stripe_signature(body: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    """Stripe's scheme: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>"> with the endpoint's whsec_ secret."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def post_stripe(client, body: bytes, signature: str):
+    return client.post("/api/payment/notify/stripe", data=body, content_type="application/json",
+                       headers={"Stripe-Signature": signature})
+
+
+APP_ID = "2021000000000001"
+
+
+BEIJING = timezone(timedelta(hours=8))
+
+
+def pem_pair() -> tuple[rsa.RSAPrivateKey, str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key, private, public
+
+
+def alipay_settings(alipay_keys) -> dict:
+    return {"payment__providers": ["dev", "alipay"], "payment__alipay__app_id": APP_ID,
+            "payment__alipay__private_key": alipay_keys["app"][1],
+            "payment__alipay__public_key": alipay_keys["alipay"][2],
+            "payment__alipay__gateway": "https://openapi-sandbox.dl.alipaydev.com/gateway.do",
+            "payment__alipay__return_url": "https://shop.example/orders/{order_no}",
+            "payment__notify_base_url": "https://api.shop.example"}
+
+
+def rsa2(key: rsa.RSAPrivateKey, params: dict, exclude: tuple[str, ...]) -> str:
+    content = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in exclude and v != "")
+    return base64.b64encode(key.sign(content.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def alipay_notification(key: rsa.RSAPrivateKey, order_no: str, total: str, **changes: str) -> dict:
+    """An async notification as Alipay posts it, signed with Alipay's key (sign and sign_type excluded)."""
+    params = {"notify_time": datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M:%S"), "notify_type": "trade_status_sync",
+              "notify_id": "ac05099524730693a8b330c5ecf72da9786", "charset": "utf-8", "version": "1.0",
+              "app_id": APP_ID, "trade_no": "2024010122001400000000000001", "out_trade_no": order_no,
+              "total_amount": total, "receipt_amount": total, "trade_status": "TRADE_SUCCESS",
+              "gmt_payment": "2024-01-01 12:00:00", "subject": "基础版", "buyer_logon_id": "", **changes}
+    return {**params, "sign_type": "RSA2", "sign": rsa2(key, params, ("sign", "sign_type"))}
+
+
+def post_alipay(client, params: dict):
+    return client.post("/api/payment/notify/alipay", data=urlencode(params),
+                       content_type="application/x-www-form-urlencoded")

@@ -4,19 +4,17 @@ order, each at most once, and every genuine one is kept, even when it comes too 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import func, select, text
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -25,7 +23,27 @@ from config import ConfigError
 from extensions import db
 from models import PaymentModel
 from scripts.processes import free_port
-from tests.helpers import ORDER, bearer, create, created, dev_signature, notify_dev, payments_of, status_of
+from tests.helpers import (
+    APP_ID,
+    BEIJING,
+    ORDER,
+    STRIPE_KEY,
+    alipay_notification,
+    alipay_settings,
+    bearer,
+    create,
+    created,
+    dev_signature,
+    notify_dev,
+    payments_of,
+    pem_pair,
+    post_alipay,
+    post_stripe,
+    status_of,
+    stripe_event,
+    stripe_settings,
+    stripe_signature,
+)
 
 # --- dev -----------------------------------------------------------------------------------------
 
@@ -245,9 +263,6 @@ def test_pay_order_command_reports_a_service_that_does_not_answer(app, client, a
 
 # --- stripe --------------------------------------------------------------------------------------
 
-WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
-STRIPE_KEY = "sk_test_0123456789abcdef"
-
 
 class StripeStub:
     """Stripe's API on loopback: records each request, answers POST /v1/checkout/sessions."""
@@ -287,34 +302,9 @@ def stripe_stub():
     stub.server.server_close()
 
 
-def stripe_settings(api_base: str) -> dict:
-    return {"payment__providers": ["dev", "stripe"], "payment__stripe__secret_key": STRIPE_KEY,
-            "payment__stripe__webhook_secret": WEBHOOK_SECRET, "payment__stripe__api_base": api_base,
-            "payment__stripe__timeout": 2}
-
-
 @pytest.fixture
 def stripe_app(make_app, stripe_stub):
     return make_app(**stripe_settings(stripe_stub.url))
-
-
-def stripe_event(order_no: str, amount: int, currency: str = "cny", event_type: str = "checkout.session.completed",
-                 payment_intent: str = "pi_test_1") -> bytes:
-    return json.dumps({"id": "evt_test_1", "object": "event", "type": event_type, "data": {"object": {
-        "id": "cs_test_1", "object": "checkout.session", "payment_status": "paid", "amount_total": amount,
-        "currency": currency, "payment_intent": payment_intent, "metadata": {"order_no": order_no}}}}).encode()
-
-
-def stripe_signature(body: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
-    """Stripe's scheme: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>"> with the endpoint's whsec_ secret."""
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def post_stripe(client, body: bytes, signature: str):
-    return client.post("/api/payment/notify/stripe", data=body, content_type="application/json",
-                       headers={"Stripe-Signature": signature})
 
 
 def test_checkout_session_creation_reaches_stripe_with_the_amount_and_order_no(stripe_app, stripe_stub, user):
@@ -433,18 +423,6 @@ def test_a_stripe_payment_in_the_wrong_currency_is_amount_mismatch(stripe_app, u
 
 # --- alipay --------------------------------------------------------------------------------------
 
-APP_ID = "2021000000000001"
-BEIJING = timezone(timedelta(hours=8))
-
-
-def pem_pair() -> tuple[rsa.RSAPrivateKey, str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return key, private, public
-
 
 @pytest.fixture(scope="module")
 def alipay_keys():
@@ -452,38 +430,9 @@ def alipay_keys():
     return {"app": pem_pair(), "alipay": pem_pair()}
 
 
-def alipay_settings(alipay_keys) -> dict:
-    return {"payment__providers": ["dev", "alipay"], "payment__alipay__app_id": APP_ID,
-            "payment__alipay__private_key": alipay_keys["app"][1],
-            "payment__alipay__public_key": alipay_keys["alipay"][2],
-            "payment__alipay__gateway": "https://openapi-sandbox.dl.alipaydev.com/gateway.do",
-            "payment__alipay__return_url": "https://shop.example/orders/{order_no}",
-            "payment__notify_base_url": "https://api.shop.example"}
-
-
 @pytest.fixture
 def alipay_app(make_app, alipay_keys):
     return make_app(**alipay_settings(alipay_keys))
-
-
-def rsa2(key: rsa.RSAPrivateKey, params: dict, exclude: tuple[str, ...]) -> str:
-    content = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in exclude and v != "")
-    return base64.b64encode(key.sign(content.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
-
-
-def alipay_notification(key: rsa.RSAPrivateKey, order_no: str, total: str, **changes: str) -> dict:
-    """An async notification as Alipay posts it, signed with Alipay's key (sign and sign_type excluded)."""
-    params = {"notify_time": datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M:%S"), "notify_type": "trade_status_sync",
-              "notify_id": "ac05099524730693a8b330c5ecf72da9786", "charset": "utf-8", "version": "1.0",
-              "app_id": APP_ID, "trade_no": "2024010122001400000000000001", "out_trade_no": order_no,
-              "total_amount": total, "receipt_amount": total, "trade_status": "TRADE_SUCCESS",
-              "gmt_payment": "2024-01-01 12:00:00", "subject": "基础版", "buyer_logon_id": "", **changes}
-    return {**params, "sign_type": "RSA2", "sign": rsa2(key, params, ("sign", "sign_type"))}
-
-
-def post_alipay(client, params: dict):
-    return client.post("/api/payment/notify/alipay", data=urlencode(params),
-                       content_type="application/x-www-form-urlencoded")
 
 
 def test_the_alipay_page_pay_url_is_signed_with_the_app_key(alipay_app, alipay_keys, user):

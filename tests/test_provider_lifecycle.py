@@ -23,17 +23,19 @@ from sqlalchemy import select, text
 import codes
 from errors import ApiError
 from extensions import db
-from models import OrderModel, PaymentModel
+from models import OrderModel, PaymentModel, RefundModel
 from services import orders
 from services.payments import alipay as alipay_module
 from services.payments.base import CheckoutState, Notification, ProviderError, RefundResult, RefundUpdate
 from services.payments.notify import record_payment
-from tests.conftest import bearer
-from tests.test_orders import ORDER, created, payments_of
-from tests.test_payments import (
+from tests.helpers import (
+    ORDER,
     STRIPE_KEY,
     alipay_notification,
     alipay_settings,
+    bearer,
+    created,
+    payments_of,
     pem_pair,
     post_alipay,
     post_stripe,
@@ -726,3 +728,70 @@ def test_alipays_refund_notification_is_a_refund_update_for_the_refund_it_made(a
     # the payment notification of the same trade is still a payment
     paid = alipay_notification(alipay_keys["alipay"][0], alipay_order["order_no"], "9.90")
     assert isinstance(provider.parse_notification(urlencode(paid).encode(), {}), Notification)
+
+
+# --- the whole cycle through the service, with Stripe -------------------------------------------------------
+
+
+def stripe_paid_order(stripe_app, stripe_api, stripe_order) -> int:
+    """The stub pays the order's session and its webhook arrives; the stored payment's id."""
+    stripe_api.pay("cs_test_1", "pi_test_1")
+    body = stripe_event(stripe_order["order_no"], stripe_order["amount"])
+    client = stripe_app.test_client()
+    answer = client.post("/api/payment/notify/stripe", data=body, content_type="application/json",
+                         headers={"Stripe-Signature": stripe_signature(body)})
+    assert answer.get_json()["data"]["outcome"] == "paid"
+    with stripe_app.app_context():
+        return db.session.scalar(select(PaymentModel.id).where(PaymentModel.transaction_id == "pi_test_1"))
+
+
+def test_a_refund_stripe_refuses_stays_failed_and_a_second_request_succeeds(stripe_app, stripe_api, stripe_order,
+                                                                             user):
+    payment_id = stripe_paid_order(stripe_app, stripe_api, stripe_order)
+    cli = stripe_app.test_cli_runner()
+    stripe_api.faults[("POST", "/v1/refunds")] = (400, stripe_error("Charge ch_1 is disputed", "charge_disputed"))
+    refused = cli.invoke(args=["payments", "refund", str(payment_id), "--yes"])
+    assert refused.exit_code != 0 and "failed" in refused.output and "Charge ch_1 is disputed" in refused.output
+    again = cli.invoke(args=["payments", "refund", str(payment_id), "--yes"])
+    assert again.exit_code == 0 and ": succeeded 990 CNY" in again.output
+    with stripe_app.app_context():
+        stored = [(row.status, row.error) for row in db.session.scalars(
+            select(RefundModel).where(RefundModel.payment_id == payment_id).order_by(RefundModel.id))]
+    assert stored == [("failed", "stripe 400: Charge ch_1 is disputed"), ("succeeded", None)]
+    assert [refund["amount"] for refund in stripe_api.refunds] == [990]  # only the second reached the money
+    shown = stripe_app.test_client().get(f"/api/client/order/status/{stripe_order['order_no']}",
+                                         headers=bearer(user["access_token"])).get_json()["data"]
+    assert shown["refunded_amount"] == 990
+
+
+def test_a_pending_stripe_refund_is_settled_by_its_webhook(stripe_app, stripe_api, stripe_order, user):
+    payment_id = stripe_paid_order(stripe_app, stripe_api, stripe_order)
+    stripe_api.refund_status = "pending"
+    result = stripe_app.test_cli_runner().invoke(args=["payments", "refund", str(payment_id), "--amount", "400",
+                                                       "--yes"])
+    assert ": requested 400 CNY" in result.output
+    body = stripe_refund_event("refund.updated", {"id": "re_test_1", "object": "refund", "status": "succeeded"})
+    client = stripe_app.test_client()
+    answer = client.post("/api/payment/notify/stripe", data=body, content_type="application/json",
+                         headers={"Stripe-Signature": stripe_signature(body)})
+    assert answer.get_json()["data"]["outcome"] == "refund_succeeded"
+    again = client.post("/api/payment/notify/stripe", data=body, content_type="application/json",
+                        headers={"Stripe-Signature": stripe_signature(body)})
+    assert again.get_json()["data"]["outcome"] == "ignored"  # settled already: counted once
+    shown = client.get(f"/api/client/order/status/{stripe_order['order_no']}",
+                       headers=bearer(user["access_token"])).get_json()["data"]
+    assert shown["refunded_amount"] == 400
+
+
+def test_reconciliation_that_cannot_reach_stripe_says_so_and_the_next_run_pays(make_app, stripe_api, user):
+    app = make_app(**stripe_settings(stripe_api.url), payment__reconcile_after_seconds=0)
+    order = created(app.test_client(), bearer(user["access_token"]), provider="stripe")
+    stripe_api.pay("cs_test_1", "pi_test_9")  # paid at Stripe; the webhook never comes
+    stripe_api.faults[("GET", "/v1/checkout/sessions/cs_test_1")] = (500, {"error": {"type": "api_error"}})
+    down = app.test_cli_runner().invoke(args=["reconcile-orders"])
+    assert down.exit_code == 1 and "unreachable: 1" in down.output
+    up = app.test_cli_runner().invoke(args=["reconcile-orders"])
+    assert up.exit_code == 0 and up.output.strip() == "paid: 1"
+    shown = app.test_client().get(f"/api/client/order/status/{order['order_no']}",
+                                  headers=bearer(user["access_token"])).get_json()["data"]
+    assert (shown["status"], shown["transaction_id"]) == ("PAID", "pi_test_9")
