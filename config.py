@@ -114,6 +114,13 @@ class RateLimitsSection(_Section):
     refresh_per_ip = fields.String(load_default="120/minute", **_doc("refreshes per client address"))
 
 
+class PasswordHashingSection(_Section):
+    # argon2-cffi's defaults (RFC 9106's second choice); production refuses less.
+    time_cost = fields.Integer(load_default=3, validate=validate.Range(min=1), **_doc("argon2id passes"))
+    memory_cost = fields.Integer(load_default=65536, validate=validate.Range(min=8), **_doc("argon2id KiB"))
+    parallelism = fields.Integer(load_default=4, validate=validate.Range(min=1), **_doc("argon2id lanes"))
+
+
 class AuthSection(_Section):
     jwt_secret = fields.String(required=True, validate=validate.Length(min=16),
                                **_doc("signs tokens and email-code digests; 32+ characters in production"))
@@ -142,6 +149,7 @@ class AuthSection(_Section):
     require_email_confirmation = fields.Boolean(
         load_default=False, **_doc("register mails a code, and only confirming it creates the account"))
     rate_limits = _section(RateLimitsSection)
+    password_hashing = _section(PasswordHashingSection)
 
 
 class SmtpSection(_Section):
@@ -198,6 +206,8 @@ class AlipayProviderSection(_Section):
     public_key = fields.String(load_default="", **_doc("Alipay's RSA2 public key, from its console"))
     gateway = fields.String(load_default="https://openapi.alipay.com/gateway.do", **_doc("Alipay's gateway"))
     return_url = fields.String(load_default="", **_doc("where the buyer's browser goes after paying"))
+    timeout = fields.Float(load_default=10, validate=validate.Range(min=0.1, max=60),
+                           **_doc("seconds per call to Alipay's gateway"))
 
 
 # Keys a provider cannot work without; checked only for the enabled providers.
@@ -363,6 +373,10 @@ def _check_production_secrets(config: Any) -> None:
             raise ConfigError(f"{'.'.join(keys)}: still the development value; set {name} in production")
     if len(config.auth.jwt_secret) < 32:
         raise ConfigError("auth.jwt_secret: use at least 32 characters in production")
+    defaults = PasswordHashingSection().load({})
+    for name in ("time_cost", "memory_cost", "parallelism"):
+        if getattr(config.auth.password_hashing, name) < getattr(defaults, name):
+            raise ConfigError(f"auth.password_hashing.{name}: at least {getattr(defaults, name)} in production")
 
 
 def _check_production_providers(config: Any) -> None:

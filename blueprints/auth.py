@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Blueprint, Response, g
+from flask.blueprints import BlueprintSetupState
 
 import codes
 from api import arguments, parsed_json, response
@@ -30,6 +31,11 @@ from services import auth
 from store import keys
 
 bp = Blueprint("auth", __name__, url_prefix="/api/client/auth")
+
+
+@bp.record
+def build_password_hasher(state: BlueprintSetupState) -> None:
+    auth.init_app(state.app)
 
 
 def rate(name: str):

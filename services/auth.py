@@ -12,6 +12,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Flask, current_app
 from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -29,28 +30,35 @@ from store import email_codes, login_failures, sessions, user_snapshot
 from store.sessions import Issued
 
 log = logging.getLogger("flask_api.auth")
-hasher = PasswordHasher()  # argon2id at the library's recommended parameters
 # One argon2 computation (hash or verify) at a time per process: each already runs its 4 lanes on
 # threads of its own and fills 64 MiB, so a worker's threads side by side only thrash the CPU and caches.
 _argon2_slot = threading.BoundedSemaphore(1)
 _user_schema = UserSchema()
 
 
+def init_app(app: Flask) -> None:
+    """argon2id at auth.password_hashing, and the hash verified against when an email has no
+    password, so that both cases cost the same: made at start, so the first such login costs what
+    every other does (and gunicorn's preload makes it once)."""
+    cost = app.config["SETTINGS"].auth.password_hashing
+    hasher = PasswordHasher(time_cost=cost.time_cost, memory_cost=cost.memory_cost, parallelism=cost.parallelism)
+    app.extensions["password_hasher"] = (hasher, hasher.hash(secrets.token_hex(16)))
+
+
+def _hasher() -> tuple[PasswordHasher, str]:
+    return current_app.extensions["password_hasher"]
+
+
 def hash_password(password: str) -> str:
     with _argon2_slot:
-        return hasher.hash(password)
-
-
-# Verified against when the email has no password, so both cases cost the same. Made at import, so
-# the first such login costs what every other does (and gunicorn's preload makes it once).
-DUMMY_HASH = hasher.hash(secrets.token_hex(16))
+        return _hasher()[0].hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    against = password_hash or DUMMY_HASH
+    hasher, dummy = _hasher()
     try:
         with _argon2_slot:
-            return hasher.verify(against, password) and password_hash is not None
+            return hasher.verify(password_hash or dummy, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -159,7 +167,7 @@ def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str
     refuse_if_locked(email)  # locked by parallel attempts while we verified
     login_failures.clear(email)
     user.record_login()
-    if hasher.check_needs_rehash(user.password_hash):
+    if _hasher()[0].check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return start_session(user, device_id, ip)
 

@@ -60,6 +60,11 @@ def settings_for_tests(smtp_port: int, **extra: Any) -> dict[str, Any]:
         "database.url": TEST_DB_URL,
         "redis.key_prefix": TEST_PREFIX,
         "smtp.port": smtp_port,
+        # argon2id at a fraction of its cost: the suite hashes hundreds of passwords. The live servers
+        # (tests/live.py) keep the real parameters, and test_auth checks that they are what a hash carries.
+        "auth.password_hashing.time_cost": 1,
+        "auth.password_hashing.memory_cost": 1024,
+        "auth.password_hashing.parallelism": 1,
         **extra,
     }
 

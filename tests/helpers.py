@@ -159,7 +159,7 @@ STRIPE_KEY = "sk_test_0123456789abcdef"
 def stripe_settings(api_base: str) -> dict:
     return {"payment__providers": ["dev", "stripe"], "payment__stripe__secret_key": STRIPE_KEY,
             "payment__stripe__webhook_secret": WEBHOOK_SECRET, "payment__stripe__api_base": api_base,
-            "payment__stripe__timeout": 2}
+            "payment__stripe__timeout": 1}
 
 
 def stripe_event(order_no: str, amount: int, currency: str = "cny", event_type: str = "checkout.session.completed",

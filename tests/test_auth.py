@@ -72,6 +72,15 @@ def test_passwords_are_stored_as_argon2id(app, user):
     assert stored_user(app).password_hash.startswith("$argon2id$")
 
 
+def test_passwords_are_hashed_at_the_configured_cost_which_defaults_to_argon2s_own(make_app):
+    shipped = make_app(auth__password_hashing__time_cost=3, auth__password_hashing__memory_cost=65536,
+                       auth__password_hashing__parallelism=4)
+    register(shipped.test_client(), "cost@example.com")
+    with shipped.app_context():
+        stored = db.session.scalar(select(UserModel.password_hash).where(UserModel.email == "cost@example.com"))
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
 def test_register_rejects_bad_input_field_by_field(client):
     response = client.post(f"{AUTH}/register", json={"email": "not-an-email", "password": "short",
                                                      "nickname": "x" * 65})
@@ -363,13 +372,13 @@ def test_failures_spread_over_more_than_the_lockout_window_lock_neither_kind_of_
     assert answers["known@example.com"] == answers["unknown@example.com"] == [401] * 6
 
 
-def test_the_hash_an_unknown_email_is_checked_against_is_made_before_the_first_login():
-    """Made at import, so the first unknown-email login costs what every later one does."""
+def test_the_hash_an_unknown_email_is_checked_against_is_made_before_the_first_login(app):
+    """Made at start, so the first unknown-email login costs what every later one does."""
     from argon2.exceptions import VerifyMismatchError
 
-    from services import auth
+    hasher, dummy = app.extensions["password_hasher"]
     with pytest.raises(VerifyMismatchError):
-        auth.hasher.verify(auth.DUMMY_HASH, PASSWORD)
+        hasher.verify(dummy, PASSWORD)
 
 
 def stored_for(app, user_id) -> dict[str, int]:

@@ -104,6 +104,12 @@ PRODUCTION = {
 }
 
 
+def test_production_refuses_password_hashing_below_argon2s_defaults():
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={**PRODUCTION, "APP__AUTH__PASSWORD_HASHING__MEMORY_COST": "8192"})
+    assert str(caught.value.code) == "config error: auth.password_hashing.memory_cost: at least 65536 in production"
+
+
 def test_production_starts_once_every_secret_is_replaced():
     config = load_config(environ=PRODUCTION)
     assert config.app.env == "production"

@@ -45,7 +45,6 @@ BEIJING = timezone(timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 NOTIFY_PATH = "/api/payment/notify/alipay"
-ALIPAY_TIMEOUT = 10  # seconds for each gateway call: the alipay config section has no timeout of its own
 OK = "10000"
 _json = json.JSONDecoder()
 
@@ -123,6 +122,7 @@ class AlipayProvider:
     def __init__(self, config: Any) -> None:
         cfg = config.alipay
         self.app_id, self.gateway, self.return_url = cfg.app_id, cfg.gateway, cfg.return_url
+        self.timeout = cfg.timeout
         try:
             self.private_key = load_private_key(cfg.private_key)
         except ValueError:
@@ -236,7 +236,7 @@ class AlipayProvider:
         params["sign"] = rsa2_sign(params, self.private_key)
         try:
             # charset in the URL too, as Alipay's SDKs send it: the gateway reads it before the body
-            answer = requests.post(self.gateway, params={"charset": "utf-8"}, data=params, timeout=ALIPAY_TIMEOUT)
+            answer = requests.post(self.gateway, params={"charset": "utf-8"}, data=params, timeout=self.timeout)
         except requests.RequestException:
             raise ProviderError(f"alipay did not answer {method} (timeout or connection lost)", unknown=True) from None
         if answer.status_code != 200:
