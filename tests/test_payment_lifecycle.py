@@ -130,12 +130,17 @@ def test_a_partial_refund_then_the_rest_never_exceed_what_was_paid(shop):
     assert ledger(app, order["order_no"]).refunded == 990
 
 
-def test_two_operators_refunding_one_payment_at_once_make_one_refund(shop):
+def test_two_operators_refunding_one_needs_refund_payment_at_once_make_one_refund(shop):
     app, client, headers = shop
-    order, payment_id = paid_order(app, client, headers)
+    order = created(client, headers)
+    client.post(f"/api/client/order/cancel/{order['order_no']}", headers=headers)
+    late = notify_dev(client, app, order["order_no"], order["amount"], transaction_id="dev_late_2")
+    assert late.get_json()["data"]["outcome"] == "needs_refund"
+    with app.app_context():
+        payment_id = db.session.scalar(select(PaymentModel.id).where(PaymentModel.order_no == order["order_no"]))
     outcomes, start = [], threading.Barrier(2)
 
-    def operator():
+    def operator():  # what `payments refund PAYMENT_ID --yes` runs
         with app.app_context():
             start.wait()
             try:
