@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 PATH_ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 MESSAGE_PARAM = re.compile(r"%\(\w+\)s")
 ERROR_REF = "#/components/schemas/Error"
+SHARED = "x-shared-as"  # marks a schema for _share_named_types while the document is built
 # What the request pipeline answers on a view's behalf; build_spec adds them, views declare only their own.
 BODY_CODES = (codes.MALFORMED_REQUEST, codes.PAYLOAD_TOO_LARGE, codes.UNSUPPORTED_MEDIA_TYPE)
 TOKEN_CODES = (codes.AUTH_TOKEN_MISSING, codes.AUTH_TOKEN_INVALID, codes.AUTH_TOKEN_EXPIRED, codes.AUTH_TOKEN_REVOKED)
@@ -119,17 +120,36 @@ def mark_authenticated(view: Callable) -> None:
     _contract(view)["auth"] = True
 
 
+def documented(**operation: Any) -> Callable:
+    """OpenAPI facts a view's schemas cannot say (a raw body, signature headers, another answer's
+    media type), merged into its operation; a path parameter given here replaces the default one."""
+
+    def decorator(view: Callable) -> Callable:
+        _contract(view)["extra"] = operation
+        return view
+
+    return decorator
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3 document for every view that declares its contract."""
     # Imported here: a worker that never serves the document does not load it (0.2 MB).
     from apispec import APISpec
     from apispec.ext.marshmallow import MarshmallowPlugin
 
-    spec = APISpec(title="Flask API", version=app.config["VERSION"], openapi_version="3.0.3",
-                   plugins=[MarshmallowPlugin()])
+    marshmallow_plugin = MarshmallowPlugin()
+    # 3.1: a nullable value is a type list, and a nullable nested object anyOf it and null, where 3.0
+    # needed a catch-all object beside it that generated clients turn into an untyped dict.
+    spec = APISpec(title="Flask API", version=app.config["VERSION"], openapi_version="3.1.0",
+                   plugins=[marshmallow_plugin], servers=[{"url": "/", "description": "this service"}])
+    providers = list(app.config["SETTINGS"].payment.providers)
+    marshmallow_plugin.converter.add_attribute_function(
+        lambda self, field, **kwargs: {"enum": providers} if field.metadata.get("providers") else {})
+    marshmallow_plugin.converter.add_attribute_function(
+        lambda self, field, **kwargs: {SHARED: field.metadata["shared_as"]} if "shared_as" in field.metadata else {})
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", {"type": "object", "required": ["code", "data", "msg"], "properties": {
-        "code": {"type": "integer"}, "data": {"nullable": True}, "msg": {"type": "string"}}})
+        "code": {"type": "integer"}, "data": {}, "msg": {"type": "string"}}})
     paths: dict[str, dict[str, Any]] = {}
     # The messages as codes.py writes them: the document is built once, in the first request's language.
     with force_locale("en"):
@@ -143,22 +163,68 @@ def build_spec(app: Flask) -> dict[str, Any]:
                 paths.setdefault(path, {})[method.lower()] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    document = spec.to_dict()
+    _require_every_answered_field(document)
+    _share_named_types(document, document["components"]["schemas"])
+    return document
+
+
+def _share_named_types(node: Any, components: dict[str, Any]) -> None:
+    """A field with metadata shared_as=<name> becomes a $ref to one component of that name: an enum
+    used in several places (an order's status, the status filter) is then one type in a client."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        if isinstance(value, dict) and SHARED in value:
+            name, kind = value.pop(SHARED), value.get("type")
+            nullable = isinstance(kind, list) and "null" in kind
+            kind = next(part for part in kind if part != "null") if isinstance(kind, list) else kind
+            components[name] = {"type": kind, "enum": [item for item in value["enum"] if item is not None]}
+            ref = {"$ref": f"#/components/schemas/{name}"}
+            node[key] = {**({"anyOf": [ref, {"type": "null"}]} if nullable else ref),
+                         **{key: kept for key, kept in value.items() if key == "description"}}
+        else:
+            _share_named_types(value, components)
+
+
+def _require_every_answered_field(document: dict[str, Any]) -> None:
+    """A response is dumped whole: every field of a schema reached from an answer is there (null
+    where its type allows), so the document says required, and generated clients need no Unset."""
+    schemas = document["components"]["schemas"]
+    pending = [ref for path in document["paths"].values() for operation in path.values()
+               for answer in operation["responses"].values() for ref in _refs(answer)]
+    done: set[str] = {"Error"}
+    while pending:
+        name = pending.pop().rsplit("/", 1)[-1]
+        if name in done:
+            continue
+        done.add(name)
+        schemas[name]["required"] = sorted(schemas[name].get("properties", {}))
+        pending.extend(_refs(schemas[name]))
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [node["$ref"]] if "$ref" in node else [ref for value in node.values() for ref in _refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _refs(value)]
+    return []
 
 
 def _operation(spec: APISpec, view: Callable, contract: dict[str, Any], path_args: set[str]) -> dict[str, Any]:
     doc = (view.__doc__ or "").strip().splitlines()
+    area = view.__module__.rsplit(".", 1)[-1]
     operation: dict[str, Any] = {
         "summary": doc[0] if doc else view.__name__,
-        "operationId": view.__name__,
-        "tags": [view.__module__.rsplit(".", 1)[-1]],
+        "operationId": f"{area}_{view.__name__}",  # unique across areas, and named by it in generated clients
+        "tags": [area],
         "parameters": [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
                        for name in sorted(path_args)],
         "responses": {
             str(contract.get("status", 200)): _envelope_response(spec, contract.get("response")),
             **{str(code): _envelope_response(spec, cls) for code, cls in contract.get("also", {}).items()},
             **_error_responses([*contract.get("errors", ()), *_pipeline_codes(view, contract, path_args)]),
-            "default": {"description": f"Any other error, e.g. 500: {_described(codes.INTERNAL_ERROR)}",
+            "default": {"description": "Any other error: " + "; ".join(
+                _described(code) for code in (codes.URI_TOO_LONG, codes.HEADER_TOO_LARGE, codes.INTERNAL_ERROR)),
                         "content": {"application/json": {"schema": {"$ref": ERROR_REF}}}},
         },
     }
@@ -171,19 +237,34 @@ def _operation(spec: APISpec, view: Callable, contract: dict[str, Any], path_arg
         operation["requestBody"] = {"required": required, "content": {"application/json": {"schema": body_schema}}}
     if contract.get("auth"):
         operation["security"] = [{"bearerAuth": []}]
+    extra = dict(contract.get("extra", {}))
+    given = {(parameter["in"], parameter["name"]) for parameter in extra.get("parameters", [])}
+    operation["parameters"] = [parameter for parameter in operation["parameters"]
+                               if (parameter.get("in"), parameter.get("name")) not in given]
+    operation["parameters"] += extra.pop("parameters", [])
+    for status, answer in extra.pop("responses", {}).items():  # another media type beside the envelope
+        existing = operation["responses"].setdefault(status, {})
+        existing.setdefault("content", {}).update(answer.get("content", {}))
+        existing.update({key: value for key, value in answer.items() if key != "content"})
+    operation.update(extra)
     return operation
 
 
 def _envelope_response(spec: APISpec, schema_cls: type[Schema] | None) -> dict[str, Any]:
-    data: dict[str, Any] = {"nullable": True}
+    """The success envelope around schema_cls, one named component per schema: a create's 201 and
+    its replay's 200 are then one type in a generated client."""
+    name, data = "Empty", {"type": "null"}
     if schema_cls is not None:
         name = schema_cls.__name__.removesuffix("Schema") or schema_cls.__name__
         if name not in spec.components.schemas:
             spec.components.schema(name, schema=schema_cls)
         data = {"$ref": f"#/components/schemas/{name}"}
-    return {"description": "Success envelope", "content": {"application/json": {"schema": {
-        "type": "object", "required": ["code", "data", "msg"],
-        "properties": {"code": {"type": "integer"}, "data": data, "msg": {"type": "string"}}}}}}
+    envelope = f"{name}Envelope"
+    if envelope not in spec.components.schemas:
+        spec.components.schema(envelope, {"type": "object", "required": ["code", "data", "msg"], "properties": {
+            "code": {"type": "integer", "enum": [codes.SUCCESS.code]}, "data": data, "msg": {"type": "string"}}})
+    return {"description": "Success envelope",
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{envelope}"}}}}
 
 
 def _pipeline_codes(view: Callable, contract: dict[str, Any], path_args: set[str]) -> list[Code]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import codes
 import commands
 import errors
 import logs
@@ -15,6 +16,7 @@ import models  # noqa: F401  (registers every table with the metadata)
 import workarounds
 from blueprints import account, auth, order, payment, system
 from config import load_config
+from errors import ApiError
 from extensions import babel, cors, db, end_db_session, limiter, redis_store, select_locale
 from store import keys
 
@@ -28,6 +30,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     configure(app, config)
     register_extensions(app)
     logs.init_app(app)
+    app.before_request(refuse_oversized_requests)
     errors.register_error_handlers(app)
     register_blueprints(app)
     commands.init_app(app)
@@ -85,6 +88,20 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     cors.init_app(app, resources={r"/api/*": {"origins": app.config["SETTINGS"].app.cors_origins}},
                   expose_headers=["X-Request-ID", "Retry-After"], always_send=False)
+
+
+# Within gunicorn's limits (gunicorn.conf.py sets them higher), so that the app answers these with
+# the envelope; beyond gunicorn's, gunicorn answers itself (README, Deploying).
+MAX_URL_LENGTH = 4096
+MAX_HEADER_LENGTH = 8192
+
+
+def refuse_oversized_requests() -> None:
+    """A URL or a header longer than any client of ours sends: refused before any work, 414 / 431."""
+    if len(request.environ.get("RAW_URI") or request.full_path) > MAX_URL_LENGTH:
+        raise ApiError(codes.URI_TOO_LONG)
+    if any(len(value) > MAX_HEADER_LENGTH for value in request.headers.values()):
+        raise ApiError(codes.HEADER_TOO_LARGE)
 
 
 def register_blueprints(app: Flask) -> None:

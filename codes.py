@@ -30,6 +30,8 @@ PAYLOAD_TOO_LARGE = Code(10005, 413, _l("The request body is too large."))
 RATE_LIMITED = Code(10010, 429, _l("Too many requests. Try again in %(seconds)s seconds."))
 UNSUPPORTED_MEDIA_TYPE = Code(10011, 415, _l("Send the request body as application/json."))
 BAD_REQUEST = Code(10012, 400, _l("The request could not be understood."))
+URI_TOO_LONG = Code(10022, 414, _l("The request URL is too long."))
+HEADER_TOO_LARGE = Code(10023, 431, _l("A request header is too large."))
 SERVICE_UNAVAILABLE = Code(10020, 503, _l("The service is temporarily unavailable. Try again shortly."))
 INTERNAL_ERROR = Code(10099, 500, _l("Something went wrong on our side."))
 

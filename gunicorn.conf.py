@@ -39,6 +39,11 @@ accesslog = None  # the app writes one structured line per request
 # gunicorn's control socket has one default path per user: several servers on one
 # machine (tests, the benchmark) would take it from each other. Signals suffice.
 control_socket_disable = True
+# Above the app's own limits (app.py: 4096 for the URL, 8192 per header), so that the app answers
+# those with the envelope (414, 431); gunicorn answers a longer request line (its maximum, 8190)
+# or header field itself, with a bare 400 or 414.
+limit_request_line = 8190
+limit_request_field_size = 16384
 
 
 def when_ready(server):

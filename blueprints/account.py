@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 import codes
-from api import arguments, response
+from api import arguments, documented, response
 from blueprints.auth import per_email, rate
 from blueprints.user_dependencies import current_user, login_required
 from extensions import client_ip, limiter
@@ -86,6 +86,8 @@ def list_sessions():
 
 
 @bp.delete("/sessions/<session_id>")
+@documented(parameters=[{"in": "path", "name": "session_id", "required": True,
+                         "schema": {"type": "string", "minLength": 1, "maxLength": 64}}])
 @login_required
 @response(errors=[codes.AUTH_SESSION_NOT_FOUND])
 def end_session(session_id: str):

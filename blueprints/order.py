@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 import codes
-from api import arguments, response
+from api import arguments, documented, response
 from blueprints.user_dependencies import current_user, login_required
 from schemas.order import (
     IdempotencyKeySchema,
@@ -19,6 +19,9 @@ from schemas.order import (
 from services import catalog, orders
 
 bp = Blueprint("order", __name__, url_prefix="/api/client/order")
+# What an order_no looks like (orders.is_order_no); any other value answers 404.
+ORDER_NO = {"in": "path", "name": "order_no", "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]{20}$", "minLength": 20, "maxLength": 20}}
 
 
 @bp.get("/products")
@@ -30,7 +33,7 @@ def products():
 
 @bp.post("/create")
 @login_required
-@response(OrderCreatedSchema, status=201,
+@response(OrderCreatedSchema, status=201, also={200: OrderCreatedSchema},
           errors=[codes.ORDER_PRODUCT_NOT_FOUND, codes.ORDER_IDEMPOTENCY_CONFLICT, codes.ORDER_CURRENCY_NOT_SUPPORTED,
                   codes.PAYMENT_PROVIDER_NOT_FOUND, codes.PAYMENT_PROVIDER_ERROR])
 @arguments(IdempotencyKeySchema, location="headers")
@@ -42,6 +45,7 @@ def create(body, headers):
 
 
 @bp.get("/status/<order_no>")
+@documented(parameters=[ORDER_NO])
 @login_required(prefetch=orders.snapshot_key)
 @response(OrderSchema, errors=[codes.ORDER_NOT_FOUND])
 def status(order_no: str):
@@ -60,6 +64,7 @@ def list_orders(query):
 
 
 @bp.post("/cancel/<order_no>")
+@documented(parameters=[ORDER_NO])
 @login_required
 @response(OrderSchema, errors=[codes.ORDER_NOT_FOUND, codes.ORDER_INVALID_TRANSITION])
 def cancel(order_no: str):

@@ -6,10 +6,11 @@ from flask import Blueprint, request
 from flask.blueprints import BlueprintSetupState
 
 import codes
-from api import response
+from api import documented, response
 from errors import ApiError
 from schemas.payment import NotifyResultSchema
 from services import payments
+from services.payments.dev import HEADER as DEV_HEADER
 from services.payments.notify import handle_notification
 
 bp = Blueprint("payment", __name__, url_prefix="/api/payment")
@@ -21,6 +22,28 @@ def build_providers(state: BlueprintSetupState) -> None:
 
 
 @bp.post("/notify/<provider>")
+@documented(
+    parameters=[
+        {"in": "path", "name": "provider", "required": True,
+         "schema": {"type": "string", "pattern": "^[a-z]{1,16}$", "maxLength": 16},
+         "description": "dev, stripe or alipay; one that is not enabled answers 404"},
+        {"in": "header", "name": DEV_HEADER, "required": False, "schema": {"type": "string", "maxLength": 1024},
+         "description": "dev: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.\" + body>"},
+        # Named here, not imported: the stripe module loads the stripe package, for enabled providers only.
+        {"in": "header", "name": "Stripe-Signature", "required": False, "schema": {"type": "string", "maxLength": 4096},
+         "description": "stripe: the webhook signature Stripe sends"},
+    ],
+    requestBody={"required": True, "description": "the provider's notification, exactly as it sent it", "content": {
+        "application/json": {"schema": {"type": "object", "description": "dev: {order_no, transaction_id, amount, "
+                                                                          "currency}; stripe: an event"}},
+        "application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "additionalProperties": {"type": "string"},
+            "description": "alipay: the async notification's parameters, signed RSA2"}},
+    }},
+    responses={"200": {"content": {"text/plain": {"schema": {"type": "string", "enum": ["success"]}}}},
+               **{status: {"content": {"text/plain": {"schema": {"type": "string", "enum": ["fail"]}}}}
+                  for status in ("400", "404")}},
+)
 @response(NotifyResultSchema, errors=[codes.PAYMENT_PROVIDER_NOT_FOUND, codes.PAYMENT_SIGNATURE_INVALID,
                                       codes.PAYMENT_NOTIFICATION_EXPIRED, codes.PAYMENT_NOTIFICATION_INVALID,
                                       codes.PAYMENT_AMOUNT_MISMATCH, codes.ORDER_NOT_FOUND, codes.PAYLOAD_TOO_LARGE])

@@ -28,7 +28,10 @@ class ProductListSchema(Schema):
 class OrderCreateSchema(Schema):
     product_id = fields.String(required=True, validate=length(min=1, max=64))
     quantity = fields.Integer(load_default=1, strict=True, validate=between(1, 99))
-    provider = fields.String(load_default=None, metadata={"description": "payment provider; payment.default if absent"})
+    # The document lists the enabled providers (api.build_spec reads "providers").
+    provider = fields.String(load_default=None, metadata={
+        "providers": True, "shared_as": "PaymentProvider",
+        "description": "an enabled payment provider; absent or null: payment.default"})
 
     @validates("provider")
     def check_provider(self, value: str | None, **kwargs: Any) -> None:
@@ -50,7 +53,7 @@ class OrderSchema(Schema):
     amount = fields.Integer(metadata={"description": "integer minor units"})
     currency = fields.String()
     subject = fields.String()
-    status = fields.String(metadata={"enum": [status.value for status in OrderStatus]})
+    status = fields.String(metadata={"enum": [status.value for status in OrderStatus], "shared_as": "OrderStatus"})
     payment_provider = fields.String(allow_none=True)
     transaction_id = fields.String(allow_none=True)
     created_at = Timestamp()
@@ -77,7 +80,9 @@ class OrderListQuerySchema(Schema):
 
     page = fields.Integer(load_default=1, validate=between(1, MAX_PAGE))
     page_size = fields.Integer(load_default=DEFAULT_PAGE_SIZE, validate=between(1, 100))
-    status = fields.String(load_default=None, validate=one_of([status.value for status in OrderStatus]))
+    # Not nullable: absent means every status; "null" is no status.
+    status = fields.String(load_default=None, allow_none=False, metadata={"shared_as": "OrderStatus"},
+                           validate=one_of([status.value for status in OrderStatus]))
 
 
 class OrderPageSchema(Schema):

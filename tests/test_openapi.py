@@ -21,8 +21,9 @@ TOKEN_CODES = sorted(code.code for code in (codes.AUTH_TOKEN_MISSING, codes.AUTH
                                             codes.AUTH_TOKEN_EXPIRED, codes.AUTH_TOKEN_REVOKED))
 # No operation lists these: the error handlers answer them for requests that reach no view's code
 # (a method the path does not take; any other 4xx werkzeug raises, such as a body cut short), 500 is
-# the default response.
-OUTSIDE_OPERATIONS = {codes.METHOD_NOT_ALLOWED, codes.BAD_REQUEST, codes.INTERNAL_ERROR}
+# the default response, which also names the 414 and 431 any request may meet.
+OUTSIDE_OPERATIONS = {codes.METHOD_NOT_ALLOWED, codes.BAD_REQUEST, codes.INTERNAL_ERROR, codes.URI_TOO_LONG,
+                      codes.HEADER_TOO_LARGE}
 
 
 @pytest.fixture(scope="module")

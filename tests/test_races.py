@@ -97,6 +97,15 @@ def test_response_headers_do_not_leak_and_do_not_cache_tokens(server):
     assert login.headers["Cache-Control"] == "no-store"
 
 
+def test_gunicorn_lets_the_app_refuse_a_long_url_or_header_with_the_envelope(server):
+    url = requests.get(server.url + "/api/system/health?pad=" + "a" * 5000, timeout=10)
+    assert (url.status_code, url.json()["code"]) == (414, 10022)
+    header = requests.get(server.url + "/api/system/health", headers={"X-Padding": "a" * 12000}, timeout=10)
+    assert (header.status_code, header.json()["code"]) == (431, 10023)
+    beyond = requests.get(server.url + "/api/system/health?pad=" + "a" * 9000, timeout=10)
+    assert beyond.status_code == 414  # past gunicorn's own limit: its answer, as the README says
+
+
 def test_huge_headers_are_refused_by_the_server_without_a_5xx(server):
     try:
         response = requests.get(server.url + "/api/system/health", headers={"X-Big": "a" * (10 * 1024 * 1024)},

@@ -214,8 +214,8 @@ def test_openapi_document_lists_the_endpoints(client):
     assert document["openapi"].startswith("3.")
     assert "/api/system/health" in document["paths"]
     health = document["paths"]["/api/system/health"]["get"]
-    data = health["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"]
-    assert data == {"$ref": "#/components/schemas/Health"}
+    envelope = health["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert document["components"]["schemas"][envelope]["properties"]["data"] == {"$ref": "#/components/schemas/Health"}
 
 
 def test_docs_page_and_its_assets_are_served_locally(client):
@@ -223,3 +223,12 @@ def test_docs_page_and_its_assets_are_served_locally(client):
     assert page.status_code == 200 and b"/api/openapi.json" in page.data
     asset = client.get("/api/docs/swagger-ui-bundle.js")
     assert asset.status_code == 200 and len(asset.data) > 100_000
+
+
+def test_an_over_long_url_or_header_is_refused_with_the_envelope_in_the_asked_language(client):
+    url = client.get("/api/client/order/products?pad=" + "a" * 5000, headers={"Accept-Language": "zh-CN"})
+    assert url.status_code == 414
+    assert url.get_json() == {"code": 10022, "data": None, "msg": "请求的 URL 过长。"}
+    header = client.get("/api/client/order/products", headers={"X-Padding": "a" * 9000})
+    assert (header.status_code, header.get_json()["code"]) == (431, 10023)
+    assert client.get("/api/client/order/products?pad=" + "a" * 3000).status_code == 200  # within the limit
