@@ -208,6 +208,8 @@ class AlipayProviderSection(_Section):
     return_url = fields.String(load_default="", **_doc("where the buyer's browser goes after paying"))
     timeout = fields.Float(load_default=10, validate=validate.Range(min=0.1, max=60),
                            **_doc("seconds per call to Alipay's gateway"))
+    seller_id = fields.String(load_default="", **_doc("the merchant's PID; set, a notification for another seller "
+                                                      "is refused"))
 
 
 # Keys a provider cannot work without; checked only for the enabled providers.

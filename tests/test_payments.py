@@ -550,3 +550,31 @@ def test_an_enabled_provider_without_usable_keys_stops_the_start(make_app, setti
         make_app(**settings)
     assert str(caught.value.code).startswith(f"config error: {message}")
 
+
+
+def test_an_alipay_notification_signed_over_its_empty_values_too_is_genuine(alipay_app, alipay_keys, user):
+    """Alipay's SDKs check a notification over every parameter but sign and sign_type, empty ones
+    included; its request signing leaves empty ones out. Either content verifies."""
+    client, headers = alipay_app.test_client(), bearer(user["access_token"])
+    order = created(client, headers, provider="alipay")
+    params = {key: value for key, value in alipay_notification(alipay_keys["alipay"][0], order["order_no"],
+                                                               "9.90").items() if key not in ("sign", "sign_type")}
+    assert params["buyer_logon_id"] == ""
+    content = "&".join(f"{key}={value}" for key, value in sorted(params.items()))
+    signature = alipay_keys["alipay"][0].sign(content.encode(), padding.PKCS1v15(), hashes.SHA256())
+    answer = post_alipay(client, {**params, "sign_type": "RSA2", "sign": base64.b64encode(signature).decode()})
+    assert answer.get_data(as_text=True) == "success"
+    assert payments_of(alipay_app, order["order_no"]) == [("2024010122001400000000000001", "paid")]
+
+
+def test_with_a_seller_id_set_an_alipay_notification_for_another_seller_is_refused(make_app, alipay_keys, user):
+    app = make_app(**alipay_settings(alipay_keys), payment__alipay__seller_id="2088000000000001")
+    client, headers = app.test_client(), bearer(user["access_token"])
+    order = created(client, headers, provider="alipay")
+    key = alipay_keys["alipay"][0]
+    for seller in ({"seller_id": "2088999999999999"}, {}):
+        refused = post_alipay(client, alipay_notification(key, order["order_no"], "9.90", **seller))
+        assert (refused.status_code, refused.get_data(as_text=True)) == (400, "fail")
+    assert payments_of(app, order["order_no"]) == []
+    ours = post_alipay(client, alipay_notification(key, order["order_no"], "9.90", seller_id="2088000000000001"))
+    assert ours.get_data(as_text=True) == "success"
