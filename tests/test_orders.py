@@ -554,3 +554,12 @@ def test_an_order_no_spelled_otherwise_names_no_order_and_the_status_follows_the
     for spelling in (order_no, order_no + "%20"):
         status_of(client, auth_headers, spelling)
     assert status_of(client, auth_headers, order_no).get_json()["data"]["status"] == "PAID"
+
+
+def test_the_provider_is_an_enabled_one_or_null_for_the_default_as_the_document_says(client, auth_headers):
+    document = client.get("/api/openapi.json").get_json()
+    assert document["components"]["schemas"]["PaymentProvider"]["enum"] == ["dev"]
+    assert created(client, auth_headers, provider=None)["payment_provider"] == "dev"
+    for refused in ("", "stripe", "DEV"):
+        answer = create(client, auth_headers, provider=refused)
+        assert answer.status_code == 422 and "provider" in answer.get_json()["data"]["fields"]
