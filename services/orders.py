@@ -34,6 +34,7 @@ INSERT_ATTEMPTS = 3
 _order_schema = OrderSchema()
 _page_schema = OrderPageSchema()
 _payment_schema = PaymentRequestSchema()
+_SHOWN_FIELDS = frozenset(_order_schema.fields)
 CLOSED_STATUSES = (OrderStatus.CANCELLED.value, OrderStatus.EXPIRED.value)  # nothing may pay them
 # How far back the sweep retries a failed close: no checkout outlives its order by more
 # (a Stripe Checkout Session lasts 24 h at most; Alipay's ends with the order).
@@ -230,7 +231,9 @@ def order_status(user_id: int, order_no: str, cached: str) -> Dumped:
     """
     if cached:
         snapshot = json.loads(cached)
-        if snapshot["status"] != OrderStatus.PENDING or datetime.fromisoformat(snapshot["expires_at"]) > utcnow():
+        current = snapshot.keys() >= _SHOWN_FIELDS  # not one a release with fewer fields stored
+        if current and (snapshot["status"] != OrderStatus.PENDING
+                        or datetime.fromisoformat(snapshot["expires_at"]) > utcnow()):
             return Dumped(snapshot)
     order = get_order(user_id, order_no)
     shown = _as_shown(order)

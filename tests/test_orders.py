@@ -563,3 +563,15 @@ def test_the_provider_is_an_enabled_one_or_null_for_the_default_as_the_document_
     for refused in ("", "stripe", "DEV"):
         answer = create(client, auth_headers, provider=refused)
         assert answer.status_code == 422 and "provider" in answer.get_json()["data"]["fields"]
+
+
+def test_a_snapshot_stored_by_a_release_with_fewer_fields_is_not_answered(app, client, auth_headers):
+    order = created(client, auth_headers)
+    assert status_of(client, auth_headers, order["order_no"]).status_code == 200  # its snapshot is stored now
+    with app.app_context():
+        user_id = db.session.scalar(select(OrderModel.user_id).where(OrderModel.order_no == order["order_no"]))
+        key = order_cache.SNAPSHOT(user_id, order["order_no"])
+        older = {k: v for k, v in json.loads(redis_store.client.get(key)).items() if k != "refunded_amount"}
+        redis_store.client.set(key, json.dumps(older))
+    shown = status_of(client, auth_headers, order["order_no"]).get_json()["data"]
+    assert shown["refunded_amount"] == 0
