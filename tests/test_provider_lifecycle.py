@@ -25,6 +25,7 @@ from errors import ApiError
 from extensions import db
 from models import OrderModel, PaymentModel, RefundModel
 from services import orders
+from services.payments import refunds
 from services.payments.base import CheckoutState, Notification, ProviderError, RefundResult, RefundUpdate
 from services.payments.notify import record_payment
 from tests.helpers import (
@@ -777,6 +778,10 @@ def test_a_pending_stripe_refund_is_settled_by_its_webhook(stripe_app, stripe_ap
     again = client.post("/api/payment/notify/stripe", data=body, content_type="application/json",
                         headers={"Stripe-Signature": stripe_signature(body)})
     assert again.get_json()["data"]["outcome"] == "ignored"  # settled already: counted once
+    stripe_api.refunds[0]["status"] = "succeeded"
+    with stripe_app.app_context():  # a sweep that read the refund as requested just before the webhook
+        refund_id = db.session.scalar(select(RefundModel.id).where(RefundModel.payment_id == payment_id))
+        assert refunds._ask_provider(refund_id).status == "succeeded"
     shown = client.get(f"/api/client/order/status/{stripe_order['order_no']}",
                        headers=bearer(user["access_token"])).get_json()["data"]
     assert shown["refunded_amount"] == 400

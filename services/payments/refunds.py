@@ -40,6 +40,9 @@ def refundable(payment_id: int) -> int:
 
 def request_refund(payment_id: int, amount: int | None = None, reason: str | None = None) -> RefundModel:
     """Refund a stored payment, in full by default; the refund as it stands after the provider answered."""
+    # A fresh transaction: what was refunded is read after the lock, not in a snapshot taken before
+    # it (an operator's confirmation prompt may have read the payment minutes ago).
+    db.session.rollback()
     payment = db.session.scalar(select(PaymentModel).where(PaymentModel.id == payment_id).with_for_update())
     if payment is None:
         db.session.rollback()
@@ -55,58 +58,70 @@ def request_refund(payment_id: int, amount: int | None = None, reason: str | Non
     refund = RefundModel(payment_id=payment_id, amount=amount, currency=payment.currency, reason=reason)
     db.session.add(refund)
     commit()  # on record, and the payment's lock released, before the provider is asked
-    return _ask_provider(refund)
+    return _ask_provider(refund.id)
 
 
-def _ask_provider(refund: RefundModel) -> RefundModel:
+def _ask_provider(refund_id: int) -> RefundModel:
+    refund = db.session.get(RefundModel, refund_id)
     payment = db.session.get(PaymentModel, refund.payment_id)
+    amount, key = refund.amount, f"refund-{refund_id}"
+    db.session.expunge(payment)
+    db.session.rollback()  # no transaction open while the provider answers
     provider = payments.enabled(payment.provider)
     try:
         if provider is None:
             raise ProviderError(f"provider {payment.provider} is not enabled", unknown=True)
-        result = provider.refund(payment, refund.amount, f"refund-{refund.id}")
+        result = provider.refund(payment, amount, key)
     except ProviderError as error:
-        refund.error = str(error)[:255]
-        if not error.unknown:  # refused: nothing went back, and the amount may be asked again
-            refund.status, refund.completed_at = RefundStatus.FAILED.value, utcnow()
         log.warning("refund not done", extra={"fields": {
-            "refund_id": refund.id, "payment_id": payment.id, "error": refund.error, "unknown": error.unknown}})
-        commit()
-        return refund
-    refund.provider_refund_id = result.provider_refund_id
-    _commit_outcome(refund, result.status)
-    return refund
+            "refund_id": refund_id, "payment_id": payment.id, "error": str(error), "unknown": error.unknown}})
+        # Refused: nothing went back, and the amount may be asked again. No answer: still requested.
+        status = RefundStatus.REQUESTED if error.unknown else RefundStatus.FAILED
+        return _settle(refund_id, status, error=str(error))[0]
+    return _settle(refund_id, result.status, provider_refund_id=result.provider_refund_id)[0]
 
 
-def _commit_outcome(refund: RefundModel, status: str) -> None:
-    """Commit what the provider said of a requested refund. Succeeded, it counts in its order's
-    refunded_amount, committed with the order's Redis copies renewed around it."""
+def _settle(refund_id: int, status: str, provider_refund_id: str | None = None,
+            error: str | None = None) -> tuple[RefundModel, bool]:
+    """Record what the provider said of a refund, under the refund's row lock and only while it is
+    still requested: the answer to the request, a webhook and a sweep's retry may each bring it,
+    and only the first one counts. Succeeded, it adds to its order's refunded_amount, committed
+    with the order's Redis copies renewed around it. Returns (the refund, whether it changed)."""
+    db.session.rollback()  # read it as it stands now, not as an earlier read of this transaction saw it
+    refund = db.session.scalar(select(RefundModel).where(RefundModel.id == refund_id).with_for_update()
+                               .execution_options(populate_existing=True))
+    if refund.status != RefundStatus.REQUESTED:
+        db.session.rollback()
+        return refund, False
+    refund.provider_refund_id = provider_refund_id or refund.provider_refund_id
+    refund.error = error[:255] if error else None
     if status == RefundStatus.FAILED:
         refund.status, refund.completed_at = RefundStatus.FAILED.value, utcnow()
     if status != RefundStatus.SUCCEEDED:
         commit()
-        return
-    refund.status, refund.completed_at, refund.error = RefundStatus.SUCCEEDED.value, utcnow(), None
+        return refund, status == RefundStatus.FAILED
+    refund.status, refund.completed_at = RefundStatus.SUCCEEDED.value, utcnow()
     payment = db.session.get(PaymentModel, refund.payment_id)
     order = orders.lock_for_payment(payment.order_no)
     if order is None:
         commit()
-        return
+        return refund, True
     db.session.execute(update(OrderModel).where(OrderModel.id == order.id)
                        .values(refunded_amount=OrderModel.refunded_amount + refund.amount))
     orders.commit_order_write(order.user_id, order)
+    return refund, True
 
 
 def apply_update(provider: str, notice: RefundUpdate) -> Outcome:
     """A provider's refund notification: a requested refund has succeeded or failed there."""
-    refund = db.session.scalar(select(RefundModel).join(PaymentModel, PaymentModel.id == RefundModel.payment_id)
-                               .where(RefundModel.provider_refund_id == notice.provider_refund_id,
-                                      PaymentModel.provider == provider).with_for_update())
-    if refund is None or refund.status != RefundStatus.REQUESTED:
-        db.session.rollback()  # not ours, not known yet (its answer is on the way), or settled already
+    refund_id = db.session.scalar(select(RefundModel.id).join(PaymentModel, PaymentModel.id == RefundModel.payment_id)
+                                  .where(RefundModel.provider_refund_id == notice.provider_refund_id,
+                                         PaymentModel.provider == provider))
+    if refund_id is None:  # not ours, or not known yet: the answer to its request is on the way
+        db.session.rollback()
         return Outcome("ignored")
-    _commit_outcome(refund, notice.status)
-    return Outcome(f"refund_{refund.status}")
+    refund, changed = _settle(refund_id, notice.status)
+    return Outcome(f"refund_{refund.status}" if changed else "ignored")
 
 
 def sweep() -> Counter[str]:
@@ -115,8 +130,8 @@ def sweep() -> Counter[str]:
     counts: Counter[str] = Counter()
     stale = db.session.scalars(select(RefundModel).where(
         RefundModel.status == RefundStatus.REQUESTED, RefundModel.requested_at <= utcnow() - RETRY_AFTER)).all()
-    for refund in stale:
-        counts[f"retried_{_ask_provider(refund).status}"] += 1
+    for refund_id in [refund.id for refund in stale]:
+        counts[f"retried_{_ask_provider(refund_id).status}"] += 1
     if settings.payment.auto_refund:
         owed = db.session.scalars(select(PaymentModel.id).where(
             PaymentModel.outcome == PaymentOutcome.NEEDS_REFUND,
