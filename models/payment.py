@@ -56,7 +56,7 @@ class RefundModel(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=RefundStatus.REQUESTED.value)
     reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
     error: Mapped[str | None] = mapped_column(String(255), nullable=True)  # the provider's refusal
-    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # and again at each retry
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 

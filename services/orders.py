@@ -95,29 +95,34 @@ def checkouts_of(order: OrderModel) -> list[str]:
         .order_by(CheckoutModel.id)))
 
 
-def close_checkouts(order_ids: Sequence[int]) -> int:
-    """After the commit that ended them (a cancel, an expiry): make the orders impossible to pay at
-    their providers, one call each and no row lock held meanwhile. A close that fails stays owed
-    (checkout_closed_at NULL), is logged, and is retried by the next sweep; a payment that still
-    arrives is needs_refund. Returns how many closes failed."""
-    failed = 0
+def close_checkouts(order_ids: Sequence[int]) -> tuple[int, int]:
+    """After the commit that ended them (a cancel, the sweep): make the orders impossible to pay at
+    their providers, one call each, with no transaction open while a provider answers and each
+    close committed as it is done. A close that fails stays owed (checkout_closed_at NULL), is
+    logged, and is retried by the next sweep; a payment that still arrives is needs_refund.
+    Returns (closed, failed)."""
     owed = db.session.scalars(select(OrderModel).where(
         OrderModel.id.in_(list(order_ids)), OrderModel.status.in_(CLOSED_STATUSES),
         OrderModel.checkout_closed_at.is_(None))).all()
-    for order in owed:
+    calls = [(order, checkouts_of(order)) for order in owed]
+    db.session.expunge_all()
+    db.session.rollback()
+    closed = failed = 0
+    for order, checkouts in calls:
         provider = payments.enabled(order.payment_provider)
         try:
             if provider is None:
                 raise ProviderError(f"provider {order.payment_provider} is not enabled")
-            provider.close(order, checkouts_of(order))
+            provider.close(order, checkouts)
         except ProviderError as error:
             failed += 1
             log.warning("checkout not closed", extra={"fields": {
                 "order_no": order.order_no, "provider": order.payment_provider, "error": str(error)}})
             continue
         db.session.execute(update(OrderModel).where(OrderModel.id == order.id).values(checkout_closed_at=utcnow()))
-    commit()
-    return failed
+        commit()
+        closed += 1
+    return closed, failed
 
 
 def owed_closes(since: datetime) -> list[int]:
@@ -185,8 +190,9 @@ def _owned(user_id: int, order_no: str) -> OrderModel:
 def _expire_if_due(order: OrderModel) -> None:
     """Expire on read: a past-due PENDING order is EXPIRED now, whether the sweep has run or not."""
     if order.is_due(utcnow()):
-        _expire_due(OrderModel.id == order.id)  # the commit expires the instance: the next read shows who won
-        close_checkouts([order.id])
+        # The commit expires the instance: the next read shows who won. Its checkout is closed by the
+        # next sweep: a read never waits for a provider.
+        _expire_due(OrderModel.id == order.id)
 
 
 def _expire_due(*where: Any, limit: int | None = None) -> tuple[int, int, list[int]]:
@@ -301,7 +307,7 @@ def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> 
         db.session.rollback()
     total, due, deadline = _count_due_and_deadline(user_id, status)
     if due:  # rare: expire them first, so that no past-due order is listed or counted as PENDING
-        close_checkouts(_expire_due(OrderModel.user_id == user_id)[2])
+        _expire_due(OrderModel.user_id == user_id)  # their checkouts: closed by the next sweep
         total, _, deadline = _count_due_and_deadline(user_id, status)
     filters = [OrderModel.user_id == user_id] + ([OrderModel.status == status] if status else [])
     result = paginate(select(OrderModel).where(*filters), page, page_size,

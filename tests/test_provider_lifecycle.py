@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,6 +25,7 @@ import codes
 from errors import ApiError
 from extensions import db
 from models import OrderModel, PaymentModel, RefundModel
+from models.base import utcnow
 from services import orders
 from services.payments import refunds
 from services.payments.base import CheckoutState, Notification, ProviderError, RefundResult, RefundUpdate
@@ -799,3 +801,36 @@ def test_reconciliation_that_cannot_reach_stripe_says_so_and_the_next_run_pays(m
     shown = app.test_client().get(f"/api/client/order/status/{order['order_no']}",
                                   headers=bearer(user["access_token"])).get_json()["data"]
     assert (shown["status"], shown["transaction_id"]) == ("PAID", "pi_test_9")
+
+
+def test_reading_an_order_past_its_deadline_asks_stripe_nothing_and_the_sweep_closes_it(stripe_app, stripe_api,
+                                                                                        stripe_order, user):
+    with stripe_app.app_context():
+        db.session.execute(OrderModel.__table__.update().values(expires_at=OrderModel.created_at))
+        db.session.commit()
+    asked = len(stripe_api.requests)
+    shown = stripe_app.test_client().get(f"/api/client/order/status/{stripe_order['order_no']}",
+                                         headers=bearer(user["access_token"])).get_json()["data"]
+    assert shown["status"] == "EXPIRED" and len(stripe_api.requests) == asked  # a read never waits for Stripe
+    assert stripe_app.test_cli_runner().invoke(args=["expire-orders"]).exit_code == 0
+    assert stripe_api.sessions["cs_test_1"]["status"] == "expired"
+
+
+def test_two_sweeps_never_ask_about_one_refund_at_once_and_a_late_success_still_counts(stripe_app, stripe_api,
+                                                                                      stripe_order, user):
+    payment_id = stripe_paid_order(stripe_app, stripe_api, stripe_order)
+    stripe_api.faults[("POST", "/v1/refunds")] = (400, stripe_error("Insufficient funds in the balance"))
+    stripe_app.test_cli_runner().invoke(args=["payments", "refund", str(payment_id), "--yes"])
+    with stripe_app.app_context():
+        refund_id = db.session.scalar(select(RefundModel.id).where(RefundModel.payment_id == payment_id))
+        an_hour_ago = utcnow() - timedelta(hours=1)  # a refund left requested, as after a timeout
+        db.session.execute(RefundModel.__table__.update().values(status="requested", requested_at=an_hour_ago))
+        db.session.commit()
+        assert (refunds._claim(refund_id), refunds._claim(refund_id)) == (True, False)
+        db.session.execute(RefundModel.__table__.update().values(status="failed"))
+        db.session.commit()
+        refund, changed = refunds._settle(refund_id, "succeeded", provider_refund_id="re_test_9")
+        assert (refund.status, changed) == ("succeeded", True)
+    shown = stripe_app.test_client().get(f"/api/client/order/status/{stripe_order['order_no']}",
+                                         headers=bearer(user["access_token"])).get_json()["data"]
+    assert shown["refunded_amount"] == 990

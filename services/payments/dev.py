@@ -22,7 +22,8 @@ import urllib.request
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
+from sqlalchemy.dialects import mysql
 
 import codes
 from errors import ApiError
@@ -109,32 +110,25 @@ class DevProvider(EnvelopeAnswers):
 
     def close(self, order: OrderModel, checkouts: list[str]) -> None:
         with db.engine.begin() as books:
-            if _locked_entry(books, order.order_no) is None:
-                books.execute(insert(DevLedgerModel).values(order_no=order.order_no, state="closed",
-                                                            amount=order.amount, currency=order.currency))
-            else:  # a paid checkout stays paid: closing it is no error, and changes nothing
-                books.execute(update(DevLedgerModel).where(DevLedgerModel.order_no == order.order_no,
-                                                           DevLedgerModel.state == "open").values(state="closed"))
+            _entry_for(books, order.order_no, order.amount, order.currency)
+            # A paid checkout stays paid: closing it is no error, and changes nothing.
+            books.execute(update(DevLedgerModel).where(DevLedgerModel.order_no == order.order_no,
+                                                       DevLedgerModel.state == "open").values(state="closed"))
 
     def refund(self, payment: PaymentModel, amount: int, key: str) -> RefundResult:
         """Checked against what was paid as the books know it (or the stored payment, for one paid by
         a hand-signed notification they never saw); the same key refunds once."""
         with db.engine.begin() as books:
-            entry = _locked_entry(books, payment.order_no)
-            done = json.loads(entry.refunds) if entry is not None and entry.refunds else {}
+            entry = _entry_for(books, payment.order_no, payment.amount, payment.currency, state="paid",
+                               transaction_id=payment.transaction_id)
+            done = json.loads(entry.refunds) if entry.refunds else {}
             if key not in done:
-                paid = entry.amount if entry is not None and entry.state == "paid" else payment.amount
+                paid = entry.amount if entry.state == "paid" else payment.amount
                 if sum(done.values()) + amount > paid:
                     raise ProviderError(f"refund of {amount} exceeds the {paid - sum(done.values())} left to refund")
                 done[key] = amount
-                values = {"refunds": json.dumps(done), "refunded": sum(done.values())}
-                if entry is None:
-                    books.execute(insert(DevLedgerModel).values(
-                        order_no=payment.order_no, state="paid", transaction_id=payment.transaction_id,
-                        amount=payment.amount, currency=payment.currency, **values))
-                else:
-                    books.execute(update(DevLedgerModel).where(DevLedgerModel.order_no == payment.order_no)
-                                  .values(**values))
+                books.execute(update(DevLedgerModel).where(DevLedgerModel.order_no == payment.order_no)
+                              .values(refunds=json.dumps(done), refunded=sum(done.values())))
         return RefundResult(f"dev_re_{key}", RefundStatus.SUCCEEDED.value)
 
 
@@ -143,28 +137,32 @@ def _ledger_entry(order_no: str) -> Any:
         return books.execute(select(DevLedgerModel.__table__).where(DevLedgerModel.order_no == order_no)).first()
 
 
-def _locked_entry(books: Any, order_no: str) -> Any:
+def _entry_for(books: Any, order_no: str, amount: int, currency: str, state: str = "open",
+               transaction_id: str | None = None) -> Any:
+    """The order's row in the books, made (as state) if there is none, and locked. One statement
+    takes the lock whether the row is new or not: a locking read of a missing row first would hold
+    a gap lock, and two such closes inserting side by side deadlock (the order race test saw it)."""
+    books.execute(mysql.insert(DevLedgerModel).values(
+        order_no=order_no, state=state, transaction_id=transaction_id, amount=amount, currency=currency, refunded=0)
+        .on_duplicate_key_update(order_no=order_no))
     return books.execute(select(DevLedgerModel.__table__).where(DevLedgerModel.order_no == order_no)
-                         .with_for_update()).first()
+                         .with_for_update()).one()
 
 
 def record_payment(order: OrderModel, transaction_id: str | None) -> str:
     """The buyer pays at the dev provider: its books say paid (with transaction_id, or a new one),
     unless the checkout was closed. A paid one answers its transaction id again, to notify again."""
     with db.engine.begin() as books:
-        entry = _locked_entry(books, order.order_no)
-        if entry is not None and entry.state == "closed":
+        entry = _entry_for(books, order.order_no, order.amount, order.currency)
+        if entry.state == "closed":
             raise ProviderError("the checkout of this order is closed: it cannot be paid")
-        if entry is not None and entry.state == "paid":
+        if entry.state == "paid":
             if transaction_id not in (None, entry.transaction_id):
                 raise ProviderError(f"this order was paid already, by {entry.transaction_id}")
             return entry.transaction_id
         transaction_id = transaction_id or f"dev_{secrets.token_hex(12)}"
-        values = {"state": "paid", "transaction_id": transaction_id, "amount": order.amount, "currency": order.currency}
-        if entry is None:
-            books.execute(insert(DevLedgerModel).values(order_no=order.order_no, **values))
-        else:
-            books.execute(update(DevLedgerModel).where(DevLedgerModel.order_no == order.order_no).values(**values))
+        books.execute(update(DevLedgerModel).where(DevLedgerModel.order_no == order.order_no).values(
+            state="paid", transaction_id=transaction_id, amount=order.amount, currency=order.currency))
     return transaction_id
 
 

@@ -90,7 +90,10 @@ def _settle(refund_id: int, status: str, provider_refund_id: str | None = None,
     db.session.rollback()  # read it as it stands now, not as an earlier read of this transaction saw it
     refund = db.session.scalar(select(RefundModel).where(RefundModel.id == refund_id).with_for_update()
                                .execution_options(populate_existing=True))
-    if refund.status != RefundStatus.REQUESTED:
+    # Settled already; but money the provider says went back counts, even after a refusal an
+    # earlier try of the same key was given (the provider decides, and it said so last).
+    late_success = refund.status == RefundStatus.FAILED and status == RefundStatus.SUCCEEDED
+    if refund.status != RefundStatus.REQUESTED and not late_success:
         db.session.rollback()
         return refund, False
     refund.provider_refund_id = provider_refund_id or refund.provider_refund_id
@@ -112,6 +115,16 @@ def _settle(refund_id: int, status: str, provider_refund_id: str | None = None,
     return refund, True
 
 
+def _claim(refund_id: int) -> bool:
+    """Take a stale requested refund for this sweep: one that a sweep running beside it took a
+    moment ago is no longer stale, so two sweeps never ask about one refund at once."""
+    claimed = db.session.execute(update(RefundModel).where(
+        RefundModel.id == refund_id, RefundModel.status == RefundStatus.REQUESTED,
+        RefundModel.requested_at <= utcnow() - RETRY_AFTER).values(requested_at=utcnow())).rowcount == 1
+    commit()
+    return claimed
+
+
 def apply_update(provider: str, notice: RefundUpdate) -> Outcome:
     """A provider's refund notification: a requested refund has succeeded or failed there."""
     refund_id = db.session.scalar(select(RefundModel.id).join(PaymentModel, PaymentModel.id == RefundModel.payment_id)
@@ -128,10 +141,11 @@ def sweep() -> Counter[str]:
     """For cron: ask again about every refund still requested a minute after it was made; with
     payment.auto_refund, refund in full every needs_refund payment that has no refund yet."""
     counts: Counter[str] = Counter()
-    stale = db.session.scalars(select(RefundModel).where(
+    stale = db.session.scalars(select(RefundModel.id).where(
         RefundModel.status == RefundStatus.REQUESTED, RefundModel.requested_at <= utcnow() - RETRY_AFTER)).all()
-    for refund_id in [refund.id for refund in stale]:
-        counts[f"retried_{_ask_provider(refund_id).status}"] += 1
+    for refund_id in stale:
+        if _claim(refund_id):
+            counts[f"retried_{_ask_provider(refund_id).status}"] += 1
     if settings.payment.auto_refund:
         owed = db.session.scalars(select(PaymentModel.id).where(
             PaymentModel.outcome == PaymentOutcome.NEEDS_REFUND,
