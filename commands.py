@@ -8,6 +8,7 @@ from datetime import timedelta
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from flask_babel import force_locale
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -15,7 +16,7 @@ from config import reference, settings
 from extensions import db
 from models import PaymentModel, PaymentOutcome, RefundStatus, UserModel
 from schemas.auth import normalize_email
-from services import account, auth, orders
+from services import account, audit, auth, orders
 from services.payments import dev as dev_payments
 from services.payments import reconcile, refunds
 from services.payments.base import ProviderError
@@ -24,8 +25,17 @@ from store import sessions
 users = AppGroup("users", help="Operator commands for accounts.")
 payments_group = AppGroup("payments", help="Operator commands for stored payments.")
 refunds_group = AppGroup("refunds", help="Operator commands for refunds.")
+audit_group = AppGroup("audit", help="Operator commands for the account events.")
 # An EMAIL argument arrives normalized, as the API's schemas load addresses.
 email_argument = click.argument("email", callback=lambda ctx, param, value: normalize_email(value))
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    """30m, 2h, 1d."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit():
+        raise click.BadParameter("a number and m, h or d, e.g. 2h")
+    return timedelta(**{units[value[-1]]: int(value[:-1])})
 
 
 @click.command("sync-schema")
@@ -84,6 +94,27 @@ def list_user_sessions(email: str) -> None:
     for session in account.list_sessions(_user(email).id, current_sid="")["items"]:
         click.echo(f"{session['id']}  device={session['device_id'] or '-'}  ip={session['ip'] or '-'}"
                    f"  created={session['created_at'].isoformat()}  last_used={session['last_used_at'].isoformat()}")
+
+
+@users.command("activity")
+@email_argument
+@click.option("--limit", type=click.IntRange(min=1, max=1000), default=50, show_default=True)
+def user_activity(email: str, limit: int) -> None:
+    """Print the account's events, newest first."""
+    with force_locale("en"):  # no request to choose a language from
+        shown = audit.recent(_user(email).id, 1, limit)["items"]
+    for event in shown:
+        click.echo(f"{event['created_at'].isoformat()}  {event['event']}  ip={event['ip'] or '-'}"
+                   f"  device={event['device_id'] or '-'}  {event['detail'] or ''}".rstrip())
+
+
+@audit_group.command("prune")
+@click.option("--older-than", "older_than", default="180d", callback=_duration, show_default=True,
+              help="Delete events older than this (30m, 12h, 180d).")
+@with_appcontext
+def prune_events(older_than: timedelta) -> None:
+    """Delete old account events; for cron."""
+    click.echo(f"Deleted {audit.prune(older_than)} account event(s).")
 
 
 @users.command("unlock")
@@ -160,14 +191,6 @@ def delete_user(email: str, yes: bool) -> None:
     click.echo(f"Deleted {email}.")
 
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
-    """30m, 2h, 1d."""
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit():
-        raise click.BadParameter("a number and m, h or d, e.g. 2h")
-    return timedelta(**{units[value[-1]]: int(value[:-1])})
-
-
 def _print_counts(counts: Counter[str], what: str) -> None:
     click.echo(", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or f"no {what}")
 
@@ -241,6 +264,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(payments_group)
     app.cli.add_command(refunds_group)
+    app.cli.add_command(audit_group)
     app.cli.add_command(reconcile_orders_command)
     app.cli.add_command(expire_orders_command)
     app.cli.add_command(pay_order_command)

@@ -11,6 +11,8 @@ from blueprints.user_dependencies import current_user, login_required
 from extensions import client_ip, limiter
 from schemas.account import (
     AccountDeleteSchema,
+    ActivityPageSchema,
+    ActivityQuerySchema,
     PasswordChangeSchema,
     PasswordResetSchema,
     ProfileSchema,
@@ -18,7 +20,7 @@ from schemas.account import (
 )
 from schemas.auth import AuthResultSchema, ResendSchema, SendCodeSchema, UserSchema
 from schemas.common import Dumped
-from services import account, auth
+from services import account, audit, auth
 
 bp = Blueprint("account", __name__, url_prefix="/api/client/auth")
 
@@ -74,6 +76,15 @@ def forgot_password(body):
 def reset_password(body):
     """Set a new password with the mailed reset code; every session ends, a fresh pair answers."""
     return auth.reset_password(body["email"], body["code"], body["new_password"], body["device_id"], client_ip())
+
+
+@bp.get("/activity")
+@login_required
+@response(ActivityPageSchema)
+@arguments(ActivityQuerySchema, location="query")
+def activity(query):
+    """The signed-in user's account events, newest first: sign-ins, wrong passwords, password changes, ..."""
+    return audit.recent(current_user().user_id, query["page"], query["page_size"])
 
 
 @bp.get("/sessions")

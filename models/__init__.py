@@ -1,5 +1,6 @@
 """Persistence: flask-sqlalchemy models and their state rules. No commits here."""
 
+from models.account_event import AccountEventModel
 from models.order import OrderModel, OrderStatus
 from models.payment import (
     CheckoutModel,
@@ -11,5 +12,5 @@ from models.payment import (
 )
 from models.user import UserModel
 
-__all__ = ["CheckoutModel", "DevLedgerModel", "OrderModel", "OrderStatus", "PaymentModel", "PaymentOutcome",
-           "RefundModel", "RefundStatus", "UserModel"]
+__all__ = ["AccountEventModel", "CheckoutModel", "DevLedgerModel", "OrderModel", "OrderStatus", "PaymentModel",
+           "PaymentOutcome", "RefundModel", "RefundStatus", "UserModel"]

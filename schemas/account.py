@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.auth import VerifyCodeSchema
-from schemas.common import Timestamp, length
+from schemas.common import Timestamp, between, length
 
 
 class ProfileSchema(Schema):
@@ -49,3 +49,28 @@ class SessionSchema(Schema):
 
 class SessionListSchema(Schema):
     items = fields.List(fields.Nested(SessionSchema))
+
+
+class ActivityQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # ?lang= and the like travel in the same query string
+
+    page = fields.Integer(load_default=1, validate=between(1, 100))
+    page_size = fields.Integer(load_default=20, validate=between(1, 50))
+
+
+class AccountEventSchema(Schema):
+    event = fields.String(metadata={"description": "login, login_wrong_password, password_changed, ..."})
+    description = fields.String(metadata={"description": "what happened, in the request's language"})
+    ip = fields.String(allow_none=True)
+    device_id = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    created_at = Timestamp()
+    detail = fields.Dict(metadata={"description": "ids that say more (a session, a purpose); never a secret"})
+
+
+class ActivityPageSchema(Schema):
+    items = fields.List(fields.Nested(AccountEventSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()

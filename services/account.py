@@ -10,7 +10,7 @@ from errors import ApiError
 from extensions import db
 from models import UserModel
 from models.base import utcnow
-from services import auth
+from services import audit, auth
 from services.base import commit
 from store import login_failures, sessions, user_snapshot
 
@@ -38,6 +38,7 @@ def change_password(user_id: int, current: str, new: str, device_id: str | None,
     user.password_hash = new_hash
     sessions.revoke_all(user_id)  # before the commit: a failure leaves the old password
     login_failures.clear(email)
+    audit.record("password_changed", user_id, device_id)
     return auth.start_session(user, device_id, ip)
 
 
@@ -56,6 +57,7 @@ def delete_account(user_id: int, password: str | None, code: str | None) -> None
     sessions.forget_user(user_id)  # before the commit: a failure deletes nothing
     user.email, user.password_hash, user.nickname = f"deleted-{user_id}@invalid", None, None
     user.email_verified_at, user.deleted_at = None, utcnow()
+    audit.record("account_deleted", user_id)
     commit()
     sessions.forget_user(user_id)  # and whatever a refresh racing with the delete stored
     login_failures.clear(email)
@@ -75,6 +77,7 @@ def end_session(user_id: int, sid: str) -> None:
     if sid not in {session["sid"] for session in sessions.live_sessions(user_id)}:
         raise ApiError(codes.AUTH_SESSION_NOT_FOUND)
     sessions.revoke_session(user_id, sid)
+    audit.record_now("session_ended", user_id, session=sid)
 
 
 def _signed_in(user_id: int) -> UserModel:

@@ -24,7 +24,7 @@ from extensions import db
 from models import UserModel
 from models.base import utcnow
 from schemas.auth import UserSchema
-from services import mailer, tokens
+from services import audit, mailer, tokens
 from services.base import commit
 from store import email_codes, login_failures, sessions, user_snapshot
 from store.sessions import Issued
@@ -122,7 +122,9 @@ def register(email: str, password: str, nickname: str | None, ip: str) -> dict[s
     """Create an account and log it in."""
     if find_user(email) is not None:
         raise ApiError(codes.USER_EMAIL_TAKEN)
-    return start_session(_create_user(email, hash_password(password), nickname), None, ip)
+    user = _create_user(email, hash_password(password), nickname)
+    audit.record("registered", user.id)
+    return start_session(user, None, ip)
 
 
 def _create_user(email: str, password_hash: str, nickname: str | None, verified: bool = False) -> UserModel:
@@ -162,13 +164,19 @@ def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str
     one answer, cost and lock alike: the lockout counts by email, in Redis, whatever the email."""
     user = find_user(email)
     password_hash = user.password_hash if user else None
-    check_password(email, password_hash, password)
+    try:
+        check_password(email, password_hash, password)
+    except ApiError as refused:  # kept in the account's history (an unknown email has none), then answered
+        audit.record_now("login_locked" if refused.code == codes.AUTH_ACCOUNT_LOCKED else "login_wrong_password",
+                         user.id if user else None, device_id)
+        raise
     user = lock_unchanged(user.id, password_hash)
     refuse_if_locked(email)  # locked by parallel attempts while we verified
     login_failures.clear(email)
     user.record_login()
     if _hasher()[0].check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    audit.record("login", user.id, device_id)
     return start_session(user, device_id, ip)
 
 
@@ -191,6 +199,7 @@ def refresh(refresh_token: str, ip: str) -> dict[str, Any]:
     if outcome == "reuse":
         log.warning("refresh token reuse detected: every session revoked",
                     extra={"fields": {"user_id": claims["uid"], "sid": claims["sid"]}})
+        audit.record_now("refresh_reuse", claims["uid"], claims.get("device_id"), session=claims["sid"])
     if refresh_to_hand_out is None:
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
     return {**token_pair(issued), "refresh_token": refresh_to_hand_out}
@@ -201,6 +210,7 @@ def logout(user_id: int, sid: str, everywhere: bool) -> None:
         sessions.revoke_all(user_id)
     else:
         sessions.revoke_session(user_id, sid)
+    audit.record_now("logout_all" if everywhere else "logout", user_id, session=sid)
 
 
 def current_snapshot(user_id: int) -> dict[str, Any] | None:
@@ -255,7 +265,10 @@ def send_email_code(email: str, purpose: str = "login") -> dict[str, int]:
         text = gettext("Your password reset code is %(code)s. It expires in %(minutes)s minutes. "
                        "If you did not ask for it, ignore this mail: your password stays as it is.",
                        code=code, minutes=minutes)
-    return _mail(email, subject, text, purpose)
+    sent = _mail(email, subject, text, purpose)
+    user = find_user(email)
+    audit.record_now("code_sent", user.id if user else None, purpose=purpose)
+    return sent
 
 
 def confirmation_required() -> bool:
@@ -294,6 +307,7 @@ def confirm_registration(email: str, code: str, password: str, device_id: str | 
     # The code's HMAC covers the password hash: a registration replaced in between fails here.
     consume_code(email, f"{code}:{pending.get('password_hash', '')}", "register")
     user = _create_user(email, pending["password_hash"], pending["nickname"] or None, verified=True)
+    audit.record("email_confirmed", user.id, device_id)
     return start_session(user, device_id, ip)
 
 
@@ -324,6 +338,7 @@ def email_code_login(email: str, code: str, device_id: str | None, ip: str) -> d
         _prove_address(user)
     login_failures.clear(email)  # owning the mailbox also lifts a password lockout
     user.record_login()
+    audit.record("code_login", user.id, device_id)
     return start_session(user, device_id, ip)
 
 
@@ -338,6 +353,7 @@ def reset_password(email: str, code: str, new_password: str, device_id: str | No
     user.email_verified_at = user.email_verified_at or utcnow()
     login_failures.clear(email)
     user.record_login()
+    audit.record("password_reset", user.id, device_id)
     return start_session(user, device_id, ip)
 
 

@@ -1,0 +1,104 @@
+"""The account's history: what happened to it, when, from where; for the user and for operators.
+
+An event that comes with a change of the database (a login, a password change) is written in that
+change's transaction (record); one that changes nothing there (a wrong password, a logout, which
+live in Redis) is written on a connection of its own (record_now), whose failure is logged and
+never fails the request. One event per request at most. No secret is ever stored: no password, no
+code, no token; the detail is a small JSON object of ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import g, has_request_context, request
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from extensions import client_ip, db
+from models import AccountEventModel
+from models.base import utcnow
+from services.base import commit, paginate
+
+log = logging.getLogger("flask_api.audit")
+
+# Every event, with the words the user reads in their activity, in the request's language.
+EVENTS = {
+    "registered": _l("Account created"),
+    "login": _l("Signed in with the password"),
+    "login_wrong_password": _l("Wrong password"),
+    "login_locked": _l("Sign-in locked after too many wrong passwords"),
+    "code_sent": _l("Sign-in code sent by email"),
+    "code_login": _l("Signed in with an emailed code"),
+    "email_confirmed": _l("Email address confirmed"),
+    "refresh_reuse": _l("A used sign-in token came back: every session was ended"),
+    "logout": _l("Signed out"),
+    "logout_all": _l("Signed out everywhere"),
+    "session_ended": _l("A session was ended from another device"),
+    "password_changed": _l("Password changed"),
+    "password_reset": _l("Password reset by email"),
+    "account_deleted": _l("Account deleted"),
+}
+USER_AGENT_LENGTH = 255
+
+
+def record(event: str, user_id: int | None, device_id: str | None = None, **detail: Any) -> None:
+    """Add the event to the request's transaction: it is stored if, and only if, the change is."""
+    row = _row(event, user_id, device_id, detail)
+    if row is not None:
+        db.session.add(AccountEventModel(**row))
+
+
+def record_now(event: str, user_id: int | None, device_id: str | None = None, **detail: Any) -> None:
+    """Store the event at once, on a connection of its own; a failure is logged, not answered."""
+    row = _row(event, user_id, device_id, detail)
+    if row is None:
+        return
+    try:
+        with db.engine.begin() as connection:
+            connection.execute(insert(AccountEventModel).values(**row))
+    except SQLAlchemyError as error:
+        log.warning("account event not stored", extra={"fields": {
+            "event": event, "user_id": user_id, "error": error.__class__.__name__}})
+
+
+def _row(event: str, user_id: int | None, device_id: str | None, detail: dict[str, Any]) -> dict[str, Any] | None:
+    if event not in EVENTS:
+        raise ValueError(f"unknown account event {event}")
+    if user_id is None:  # an unknown email: the lockout counts it, and nobody's history shows it
+        return None
+    row: dict[str, Any] = {"user_id": user_id, "event": event, "device_id": device_id, "created_at": utcnow(),
+                           "detail": json.dumps(detail, sort_keys=True) if detail else None}
+    if has_request_context():
+        if g.get("account_event_recorded"):
+            return None  # one per request: the first says what the request did
+        g.account_event_recorded = True
+        agent = request.headers.get("User-Agent", "")[:USER_AGENT_LENGTH]
+        row.update(ip=client_ip(), user_agent=agent or None, request_id=g.get("request_id"))
+    return row
+
+
+def recent(user_id: int, page: int, page_size: int) -> dict[str, Any]:
+    """A page of the user's events, newest first, each with its words in the request's language."""
+    result = paginate(select(AccountEventModel).where(AccountEventModel.user_id == user_id), page, page_size,
+                      AccountEventModel.id.desc())
+    result["items"] = [shown(row) for row in result["items"]]
+    return result
+
+
+def shown(row: AccountEventModel) -> dict[str, Any]:
+    return {"event": row.event, "description": str(EVENTS.get(row.event, row.event)), "ip": row.ip,
+            "device_id": row.device_id, "user_agent": row.user_agent, "created_at": row.created_at,
+            "detail": json.loads(row.detail) if row.detail else {}}
+
+
+def prune(older_than: timedelta) -> int:
+    """Delete the events older than that; for cron. Returns how many."""
+    cutoff: datetime = utcnow() - older_than
+    deleted = db.session.execute(delete(AccountEventModel).where(AccountEventModel.created_at < cutoff)).rowcount
+    commit()
+    return deleted
