@@ -7,6 +7,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 
 from schemas.auth import VerifyCodeSchema
 from schemas.common import Timestamp, between, length
+from schemas.passwords import NewPasswordForEmail, new_password_field
 
 
 class ProfileSchema(Schema):
@@ -16,13 +17,14 @@ class ProfileSchema(Schema):
 
 class PasswordChangeSchema(Schema):
     current_password = fields.String(required=True, load_only=True, validate=length(min=1, max=128))
-    new_password = fields.String(required=True, load_only=True, validate=length(min=8, max=128))
+    new_password = new_password_field()
 
 
-class PasswordResetSchema(VerifyCodeSchema):
+class PasswordResetSchema(VerifyCodeSchema, NewPasswordForEmail):
     """email, code (from POST /password/forgot), device_id, and the new password."""
 
-    new_password = fields.String(required=True, load_only=True, validate=length(min=8, max=128))
+    PASSWORD_FIELD = "new_password"
+    new_password = new_password_field()
 
 
 class AccountDeleteSchema(Schema):

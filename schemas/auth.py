@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, validate
 
 from schemas.common import StrictBoolean, Timestamp, length
+from schemas.passwords import NewPasswordForEmail, new_password_field
 
 
 def normalize_email(text: str) -> str:
@@ -50,9 +51,9 @@ def device_field() -> fields.String:
                          metadata={"description": "optional client device id, kept in the token"})
 
 
-class RegisterSchema(Schema):
+class RegisterSchema(NewPasswordForEmail):
     email = email_field()
-    password = fields.String(required=True, load_only=True, validate=length(min=8, max=128))
+    password = new_password_field()
     nickname = fields.String(load_default=None, validate=length(max=64))
 
 

@@ -10,6 +10,7 @@ from errors import ApiError
 from extensions import db
 from models import UserModel
 from models.base import utcnow
+from schemas.passwords import refuse_email_name
 from services import audit, auth
 from services.base import commit
 from store import login_failures, sessions, user_snapshot
@@ -32,6 +33,7 @@ def change_password(user_id: int, current: str, new: str, device_id: str | None,
     counts toward the lockout like a failed login."""
     user = _signed_in(user_id)
     email, verified = user.email, user.password_hash
+    refuse_email_name(new, email, "new_password")  # the body has no email: checked here
     auth.check_password(email, verified, current)
     new_hash = auth.hash_password(new)
     user = auth.lock_unchanged(user_id, verified)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 import codes
@@ -233,3 +234,30 @@ def test_deleting_needs_exactly_one_proof(client, user):
     for body in ({}, {"password": PASSWORD, "code": "123456"}, {"code": "12345"}):
         assert client.delete(f"{AUTH}/me", json=body, headers=headers).status_code == 422, body
     assert me(client, user["access_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("password", ["password123", "Qwertyuiop", "iloveyou1"])
+def test_a_common_password_is_refused_at_register_change_and_reset_in_both_languages(client, user, password):
+    registered = client.post("/api/client/auth/register", json={"email": "new@example.com", "password": password},
+                             headers={"Accept-Language": "zh-CN"})
+    assert registered.status_code == 422
+    assert registered.get_json()["data"]["fields"]["password"] == ["这个密码太常见了，请换一个。"]
+    changed = client.post("/api/client/auth/password", json={"current_password": PASSWORD, "new_password": password},
+                          headers=bearer(user["access_token"]))
+    assert changed.get_json()["data"]["fields"]["new_password"] == ["This password is too common: choose another."]
+    reset = client.post("/api/client/auth/password/reset", json={"email": user["email"], "code": "123456",
+                                                                 "new_password": password})
+    assert reset.status_code == 422 and "new_password" in reset.get_json()["data"]["fields"]
+
+
+def test_a_password_that_is_the_name_in_the_email_is_refused(client):
+    named = "The password must not be the name in your email address."
+    registered = client.post("/api/client/auth/register", json={"email": "margherita@example.com",
+                                                                "password": "Margherita"})
+    assert registered.get_json()["data"]["fields"]["password"] == [named]
+    pair = register(client, "margherita@example.com")
+    changed = client.post("/api/client/auth/password", json={"current_password": PASSWORD,
+                                                             "new_password": "MARGHERITA"},
+                          headers=bearer(pair["access_token"]))
+    assert (changed.status_code, changed.get_json()["data"]["fields"]["new_password"]) == (422, [named])
+    assert login(client, email="margherita@example.com").status_code == 200  # the password stayed

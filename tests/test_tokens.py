@@ -49,7 +49,7 @@ def test_an_expired_token_is_refused_as_expired(make_app):
     app = make_app(auth__access_token_ttl=1)
     client = app.test_client()
     token = client.post("/api/client/auth/register", json={
-        "email": "short@example.com", "password": "password123"}).get_json()["data"]["access_token"]
+        "email": "short@example.com", "password": "a long unusual one"}).get_json()["data"]["access_token"]
     assert client.get(ME, headers=bearer(token)).status_code == 200
     time.sleep(2.1)
     assert_refused(client, token, codes.AUTH_TOKEN_EXPIRED)
