@@ -16,11 +16,15 @@ from schemas.account import (
     PasswordChangeSchema,
     PasswordResetSchema,
     ProfileSchema,
+    RecoveryCodesSchema,
     SessionListSchema,
+    TwoFactorCodeSchema,
+    TwoFactorDisableSchema,
+    TwoFactorSetupSchema,
 )
-from schemas.auth import AuthResultSchema, ResendSchema, SendCodeSchema, UserSchema
+from schemas.auth import AuthResultSchema, ResendSchema, SendCodeSchema, TwoFactorVerifySchema, UserSchema
 from schemas.common import Dumped
-from services import account, audit, auth
+from services import account, audit, auth, two_factor
 
 bp = Blueprint("account", __name__, url_prefix="/api/client/auth")
 
@@ -76,6 +80,45 @@ def forgot_password(body):
 def reset_password(body):
     """Set a new password with the mailed reset code; every session ends, a fresh pair answers."""
     return auth.reset_password(body["email"], body["code"], body["new_password"], body["device_id"], client_ip())
+
+
+@bp.post("/2fa/setup")
+@login_required
+@response(TwoFactorSetupSchema, errors=[codes.AUTH_TWO_FACTOR_ON])
+def two_factor_setup():
+    """Begin two-factor sign-in: a new TOTP secret, its otpauth:// URI and QR code (not in force until enabled)."""
+    return two_factor.setup(current_user().user_id)
+
+
+@bp.post("/2fa/enable")
+@limiter.limit(rate("login_per_ip"), key_func=client_ip)
+@login_required
+@response(RecoveryCodesSchema, errors=[codes.AUTH_TWO_FACTOR_ON, codes.AUTH_TWO_FACTOR_NOT_SET_UP,
+                                       codes.AUTH_TWO_FACTOR_CODE_INVALID])
+@arguments(TwoFactorCodeSchema)
+def two_factor_enable(body):
+    """Turn two-factor sign-in on with a first code; answers 10 recovery codes, shown this once."""
+    return two_factor.enable(current_user().user_id, body["code"])
+
+
+@bp.post("/2fa/disable")
+@limiter.limit(rate("login_per_ip"), key_func=client_ip)
+@login_required
+@response(errors=[codes.AUTH_TWO_FACTOR_NOT_SET_UP, codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
+@arguments(TwoFactorDisableSchema)
+def two_factor_disable(body):
+    """Turn two-factor sign-in off, with a current code, a recovery code or the password."""
+    two_factor.disable(current_user().user_id, body["code"], body["password"])
+
+
+@bp.post("/2fa/verify")
+@limiter.limit(rate("login_per_ip"), key_func=client_ip)
+@response(AuthResultSchema, errors=[codes.AUTH_TOKEN_INVALID, codes.AUTH_TOKEN_EXPIRED, codes.AUTH_TOKEN_REVOKED,
+                                    codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
+@arguments(TwoFactorVerifySchema)
+def two_factor_verify(body):
+    """The second step of a login: the challenge and a TOTP or recovery code answer the token pair."""
+    return two_factor.verify(body["mfa_token"], body["code"], body["recovery_code"], client_ip())
 
 
 @bp.get("/activity")

@@ -22,6 +22,7 @@ from schemas.auth import (
     ResendSchema,
     SendCodeSchema,
     TokenPairSchema,
+    TwoFactorChallengeSchema,
     UserSchema,
     VerifyCodeSchema,
     valid_email,
@@ -100,11 +101,17 @@ def confirm_registration(body):
 @bp.post("/login")
 @per_email("login_per_email")
 @limiter.limit(rate("login_per_ip"), key_func=client_ip)
-@response(AuthResultSchema, errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
+@response(AuthResultSchema, also={202: TwoFactorChallengeSchema},
+          errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
 @arguments(LoginSchema)
 def login(body):
-    """Log in with email and password."""
-    return auth.login(body["email"], body["password"], body["device_id"], client_ip())
+    """Log in with email and password; with two-factor on, 202 and a challenge for POST /2fa/verify."""
+    return challenged(auth.login(body["email"], body["password"], body["device_id"], client_ip()))
+
+
+def challenged(result: dict) -> dict | tuple[dict, int]:
+    """A login that asks for the second factor answers 202 with the challenge instead of tokens."""
+    return (result, 202) if result.get("mfa_required") else result
 
 
 @bp.post("/refresh")
@@ -147,9 +154,10 @@ def send_email_code(body):
 @bp.post("/email-verify-login")
 @per_email("verify_code_per_email")
 @limiter.limit(rate("verify_code_per_ip"), key_func=client_ip)
-@response(AuthResultSchema, errors=[codes.AUTH_EMAIL_CODE_INVALID, codes.AUTH_EMAIL_CODE_EXPIRED,
-                                    codes.AUTH_EMAIL_CODE_BLOCKED, codes.AUTH_INVALID_CREDENTIALS])
+@response(AuthResultSchema, also={202: TwoFactorChallengeSchema},
+          errors=[codes.AUTH_EMAIL_CODE_INVALID, codes.AUTH_EMAIL_CODE_EXPIRED, codes.AUTH_EMAIL_CODE_BLOCKED,
+                  codes.AUTH_INVALID_CREDENTIALS])
 @arguments(VerifyCodeSchema)
 def email_verify_login(body):
-    """Log in with an emailed code; the account is created on first use."""
-    return auth.email_code_login(body["email"], body["code"], body["device_id"], client_ip())
+    """Log in with an emailed code (the account is created on first use); with two-factor on, 202 and a challenge."""
+    return challenged(auth.email_code_login(body["email"], body["code"], body["device_id"], client_ip()))

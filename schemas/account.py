@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
 from schemas.auth import VerifyCodeSchema
-from schemas.common import Timestamp, between, length
+from schemas.common import Timestamp, between, length, six_digits
 from schemas.passwords import NewPasswordForEmail, new_password_field
 
 
@@ -32,7 +32,7 @@ class AccountDeleteSchema(Schema):
 
     password = fields.String(load_default=None, load_only=True, validate=length(min=1, max=128))
     code = fields.String(load_default=None, load_only=True,
-                         validate=validate.Regexp(r"^[0-9]{6}$", error=_l("Enter the 6-digit code.")))
+                         validate=six_digits())
 
     @validates_schema
     def one_proof(self, data: dict, **kwargs: object) -> None:
@@ -76,3 +76,28 @@ class ActivityPageSchema(Schema):
     total = fields.Integer()
     page = fields.Integer()
     page_size = fields.Integer()
+
+
+class TwoFactorSetupSchema(Schema):
+    secret = fields.String(metadata={"description": "base32, for apps that take it typed in"})
+    otpauth_uri = fields.String(metadata={"description": "otpauth://totp/..., what the QR code holds"})
+    qr_svg = fields.String(metadata={"description": "the QR code as an inline SVG image"})
+
+
+class TwoFactorCodeSchema(Schema):
+    code = fields.String(required=True, load_only=True, validate=six_digits())
+
+
+class RecoveryCodesSchema(Schema):
+    recovery_codes = fields.List(fields.String(), metadata={"description": "shown this once; each works once"})
+
+
+class TwoFactorDisableSchema(Schema):
+    code = fields.String(load_default=None, load_only=True, validate=length(min=6, max=64),
+                         metadata={"description": "a current code, or a recovery code"})
+    password = fields.String(load_default=None, load_only=True, validate=length(min=1, max=128))
+
+    @validates_schema
+    def one_proof(self, data: dict, **kwargs: object) -> None:
+        if (data["password"] is None) == (data["code"] is None):
+            raise ValidationError(_l("Give either the password or a code."), "password")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validates_schema
 
-from schemas.common import StrictBoolean, Timestamp, length
+from schemas.common import StrictBoolean, Timestamp, length, six_digits
 from schemas.passwords import NewPasswordForEmail, new_password_field
 
 
@@ -60,7 +60,7 @@ class RegisterSchema(NewPasswordForEmail):
 class RegisterConfirmSchema(Schema):
     email = email_field()
     code = fields.String(required=True, load_only=True,
-                         validate=validate.Regexp(r"^[0-9]{6}$", error=_l("Enter the 6-digit code.")))
+                         validate=six_digits())
     password = fields.String(required=True, load_only=True, validate=length(min=1, max=128),
                              metadata={"description": "the password the registration gave"})
     device_id = device_field()
@@ -87,7 +87,7 @@ class SendCodeSchema(Schema):
 class VerifyCodeSchema(Schema):
     email = email_field()
     code = fields.String(required=True, load_only=True,
-                         validate=validate.Regexp(r"^[0-9]{6}$", error=_l("Enter the 6-digit code.")))
+                         validate=six_digits())
     device_id = device_field()
 
 
@@ -114,3 +114,22 @@ class AuthResultSchema(TokenPairSchema):
 
 class ResendSchema(Schema):
     resend_after = fields.Integer(metadata={"description": "seconds before another code may be requested"})
+
+
+class TwoFactorChallengeSchema(Schema):
+    mfa_required = fields.Boolean(metadata={"description": "always true: send mfa_token to POST /2fa/verify"})
+    mfa_token = fields.String(metadata={"description": "usable once, for expires_in seconds"})
+    expires_in = fields.Integer()
+
+
+class TwoFactorVerifySchema(Schema):
+    mfa_token = fields.String(required=True, load_only=True, validate=length(min=1, max=4096))
+    code = fields.String(load_default=None, load_only=True, validate=six_digits(),
+                         metadata={"description": "the authenticator app's 6 digits"})
+    recovery_code = fields.String(load_default=None, load_only=True, validate=length(min=1, max=64))
+    device_id = device_field()
+
+    @validates_schema
+    def one_code(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data["code"] is None) == (data["recovery_code"] is None):
+            raise ValidationError(_l("Give either the code or a recovery code."), "code")

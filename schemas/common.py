@@ -18,6 +18,11 @@ def between(min: int, max: int) -> validate.Range:
     return validate.Range(min=min, max=max, error=_l("Must be between {min} and {max}."))
 
 
+def six_digits() -> validate.Regexp:
+    """An emailed code, or an authenticator app's."""
+    return validate.Regexp(r"^[0-9]{6}$", error=_l("Enter the 6-digit code."))
+
+
 def one_of(choices: list[str]) -> validate.OneOf:
     return validate.OneOf(choices, error=_l("Must be one of: {choices}."))
 

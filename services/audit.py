@@ -42,6 +42,9 @@ EVENTS = {
     "password_changed": _l("Password changed"),
     "password_reset": _l("Password reset by email"),
     "account_deleted": _l("Account deleted"),
+    "two_factor_enabled": _l("Two-factor sign-in turned on"),
+    "two_factor_disabled": _l("Two-factor sign-in turned off"),
+    "recovery_code_used": _l("Signed in with a recovery code"),
 }
 USER_AGENT_LENGTH = 255
 

@@ -24,7 +24,7 @@ from extensions import db
 from models import UserModel
 from models.base import utcnow
 from schemas.auth import UserSchema
-from services import audit, mailer, tokens
+from services import audit, mailer, tokens, two_factor
 from services.base import commit
 from store import email_codes, login_failures, sessions, user_snapshot
 from store.sessions import Issued
@@ -172,6 +172,9 @@ def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str
         raise
     user = lock_unchanged(user.id, password_hash)
     refuse_if_locked(email)  # locked by parallel attempts while we verified
+    if two_factor.required(user):  # the lockout count stays until the second step passes too
+        commit()
+        return two_factor.challenge(user, device_id)
     login_failures.clear(email)
     user.record_login()
     if _hasher()[0].check_needs_rehash(user.password_hash):
@@ -336,6 +339,9 @@ def email_code_login(email: str, code: str, device_id: str | None, ip: str) -> d
     user = _use_code(email, code, "login")
     if user.email_verified_at is None:
         _prove_address(user)
+    if two_factor.required(user):
+        commit()
+        return two_factor.challenge(user, device_id)
     login_failures.clear(email)  # owning the mailbox also lifts a password lockout
     user.record_login()
     audit.record("code_login", user.id, device_id)

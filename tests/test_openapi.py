@@ -71,7 +71,8 @@ def test_cancel_lists_its_own_codes_and_those_of_a_signed_in_operation(document)
 
 
 @pytest.mark.parametrize(("method", "path", "statuses"), [
-    ("post", LOGIN, {"200", "400", "401", "413", "415", "422", "423", "429", "503"}),  # a JSON body and limits
+    # a JSON body, limits, a two-factor challenge
+    ("post", LOGIN, {"200", "202", "400", "401", "413", "415", "422", "423", "429", "503"}),
     ("get", "/api/client/auth/me", {"200", "401", "503"}),  # a token and nothing else
     ("get", "/api/client/order/list", {"200", "401", "422", "503"}),  # a query
     ("get", "/api/client/order/products", {"200", "503"}),
