@@ -85,3 +85,15 @@ def test_operators_read_an_accounts_history_and_prune_old_events(app, client):
         db.session.commit()
     assert cli.invoke(args=["audit", "prune", "--older-than", "180d"]).output.strip() == "Deleted 1 account event(s)."
     assert cli.invoke(args=["users", "activity", "ivy@example.com"]).output.split()[1] == "login_wrong_password"
+
+
+def test_each_event_carries_its_request_id_and_only_the_caller_sees_their_own(app, client):
+    mine = register(client, "jane@example.com")
+    theirs = register(client, "kate@example.com")
+    wrong = login(client, "jane@example.com", "not jane's password")
+    with app.app_context():
+        stored = db.session.scalar(select(AccountEventModel.request_id)
+                                   .where(AccountEventModel.event == "login_wrong_password"))
+    assert stored == wrong.headers["X-Request-ID"]
+    assert events(client, mine["access_token"]) == ["login_wrong_password", "registered"]
+    assert events(client, theirs["access_token"]) == ["registered"]
