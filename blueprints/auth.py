@@ -57,12 +57,18 @@ def email_key() -> str:
     return keys.rate_limit_email(body_email())
 
 
-def per_email(name: str, applies: Callable[[], bool] = lambda: True):
+def per_email(name: str, applies: Callable[[], bool] = lambda: True, on_breach: Callable | None = None):
     """The per-email limit of name (while applies()). A body without a valid email is refused by its
     schema anyway, so it is counted by the per-IP limit only. Put it above the per-IP decorator:
     limits of one granularity run bottom-up, and a request the IP limit refuses must not store an
     email key."""
-    return limiter.limit(rate(name), key_func=email_key, exempt_when=lambda: body_email() is None or not applies())
+    return limiter.limit(rate(name), key_func=email_key, exempt_when=lambda: body_email() is None or not applies(),
+                         on_breach=on_breach)
+
+
+def login_refused(limit: object) -> None:
+    """on_breach of the login limits: the refusal goes into the account's history; the 429 answers as ever."""
+    auth.note_rate_limited(body_email())
 
 
 @bp.after_request
@@ -99,8 +105,8 @@ def confirm_registration(body):
 
 
 @bp.post("/login")
-@per_email("login_per_email")
-@limiter.limit(rate("login_per_ip"), key_func=client_ip)
+@per_email("login_per_email", on_breach=login_refused)
+@limiter.limit(rate("login_per_ip"), key_func=client_ip, on_breach=login_refused)
 @response(AuthResultSchema, also={202: TwoFactorChallengeSchema},
           errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
 @arguments(LoginSchema)

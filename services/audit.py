@@ -32,6 +32,7 @@ EVENTS = {
     "login": _l("Signed in with the password"),
     "login_wrong_password": _l("Wrong password"),
     "login_locked": _l("Sign-in locked after too many wrong passwords"),
+    "login_rate_limited": _l("Sign-ins refused: too many in a short time"),
     "code_sent": _l("Sign-in code sent by email"),
     "code_login": _l("Signed in with an emailed code"),
     "email_confirmed": _l("Email address confirmed"),

@@ -26,7 +26,7 @@ from models.base import utcnow
 from schemas.auth import UserSchema
 from services import audit, mailer, tokens, two_factor
 from services.base import commit
-from store import email_codes, login_failures, sessions, user_snapshot
+from store import account_events, email_codes, login_failures, sessions, user_snapshot
 from store.sessions import Issued
 
 log = logging.getLogger("flask_api.auth")
@@ -181,6 +181,14 @@ def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str
         user.password_hash = hash_password(password)
     audit.record("login", user.id, device_id)
     return start_session(user, device_id, ip)
+
+
+def note_rate_limited(email: str | None) -> None:
+    """A login the rate limit refused: in the account's history once a minute at most (a flood
+    sets the pace here), and in nobody's for an unknown email."""
+    user = find_user(email) if email else None
+    if user is not None and account_events.first_limited_login(user.id):
+        audit.record_now("login_rate_limited", user.id)
 
 
 def record_failure(email: str) -> None:

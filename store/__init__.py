@@ -8,6 +8,7 @@ writes it. One module per thing stored, each listing its keys in its docstring:
     email_codes.py     emailed sign-in codes, their resend window and wrong tries
     login_failures.py  the lockout's count of wrong password logins, by email
     two_factor.py      the second factor's spent challenge tokens and used TOTP steps
+    account_events.py  how often a rate-limited login is written to the account's history
 
 Nothing outside this package builds a key. Redis holds only what a login or a database read can
 rebuild: losing it logs everyone out and lifts lockouts, and loses nothing else.
