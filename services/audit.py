@@ -2,8 +2,8 @@
 
 An event that comes with a change of the database (a login, a password change) is written in that
 change's transaction (record); one that changes nothing there (a wrong password, a logout, which
-live in Redis) is written on a connection of its own (record_now), whose failure is logged and
-never fails the request. One event per request at most. No secret is ever stored: no password, no
+live in Redis) is committed on its own (record_now), and a failure to write it is logged and never
+fails the request. One event per request at most. No secret is ever stored: no password, no
 code, no token; the detail is a small JSON object of ids.
 """
 
@@ -58,13 +58,15 @@ def record(event: str, user_id: int | None, device_id: str | None = None, **deta
 
 
 def record_now(event: str, user_id: int | None, device_id: str | None = None, **detail: Any) -> None:
-    """Store the event at once, on a connection of its own; a failure is logged, not answered."""
+    """Store the event at once, for a request that changes nothing in the database (its transaction
+    has only read, and is committed with the event; on the request's own connection, so that a
+    flood of failed logins does not take two connections each); a failure is logged, not answered."""
     row = _row(event, user_id, device_id, detail)
     if row is None:
         return
     try:
-        with db.engine.begin() as connection:
-            connection.execute(insert(AccountEventModel).values(**row))
+        db.session.execute(insert(AccountEventModel).values(**row))
+        commit()
     except SQLAlchemyError as error:
         log.warning("account event not stored", extra={"fields": {
             "event": event, "user_id": user_id, "error": error.__class__.__name__}})
