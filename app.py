@@ -12,6 +12,7 @@ import codes
 import commands
 import errors
 import logs
+import metrics
 import models  # noqa: F401  (registers every table with the metadata)
 import workarounds
 from blueprints import account, auth, order, payment, system
@@ -29,6 +30,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     configure(app, config)
     register_extensions(app)
+    metrics.init_app(app)
     logs.init_app(app)
     app.before_request(refuse_oversized_requests)
     errors.register_error_handlers(app)
