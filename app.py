@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import catalogs
 import codes
 import commands
 import errors
@@ -29,6 +31,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     config = load_config(overrides=overrides)
     app = Flask(__name__)
     configure(app, config)
+    catalogs.ensure_compiled(Path(app.root_path) / "translations", config.app.languages)  # before flask-babel reads
     register_extensions(app)
     metrics.init_app(app)
     logs.init_app(app)
