@@ -412,13 +412,15 @@ def main() -> None:
     print(f"[bench] database {env['APP__DATABASE__URL'].rsplit('/', 1)[1]}, "
           f"key prefix {env['APP__REDIS__KEY_PREFIX']}, {DURATION}s runs, {ROUNDS} rounds")
     prepare_storage(env)
-    app = Server("app", "wsgi:app", env, "/api/system/health").start()
+    app = Server("app", "wsgi:app", env, "/api/system/health")
     # The same app with app.metrics on, on the same database and prefix (the seeded tokens work).
-    metered = (Server("metrics", "wsgi:app", {**env, "APP__APP__METRICS": "true"}, "/api/system/health").start()
-               if "me_metrics" in wanted else None)
-    ceiling = Server("ceiling", "bench.ceiling:app", {}, "/").start()
+    metered = Server("metrics", "wsgi:app", {**env, "APP__APP__METRICS": "true"}, "/api/system/health")
+    ceiling = Server("ceiling", "bench.ceiling:app", {}, "/")
+    servers = [app, ceiling] + ([metered] if "me_metrics" in wanted else [])
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
+        for server in servers:  # inside the try: one that fails to come up stops those already up
+            server.start()
         data = seed(app.url)
         rows = [r for r in wanted if r in TARGETS]
         settings = gunicorn_settings(env)
@@ -477,10 +479,8 @@ def main() -> None:
                                                if len(r["worker_share"]) > i) for i in range(2)]
             if ceiling_runs else [], "runs": ceiling_runs}
     finally:
-        app.stop()
-        ceiling.stop()
-        if metered is not None:
-            metered.stop()
+        for server in servers:
+            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     info["loadavg_after"] = os.getloadavg()[0]
     rss_ok = max(rss.values()) < 80
