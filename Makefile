@@ -36,6 +36,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 services: setup
 	$(BIN)/python scripts/ensure_services.py
 
+# The start compiles a missing or stale catalog too (catalogs.py); this only does it early.
 translations: setup
 	$(BIN)/pybabel compile -d translations
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import catalogs
 import codes
 import commands
 import errors
 import logs
+import metrics
 import models  # noqa: F401  (registers every table with the metadata)
 import workarounds
 from blueprints import account, auth, order, payment, system
@@ -28,7 +31,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     config = load_config(overrides=overrides)
     app = Flask(__name__)
     configure(app, config)
+    catalogs.ensure_compiled(Path(app.root_path) / "translations", config.app.languages)  # before flask-babel reads
     register_extensions(app)
+    metrics.init_app(app)
     logs.init_app(app)
     app.before_request(refuse_oversized_requests)
     errors.register_error_handlers(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 from functools import cache
@@ -65,6 +66,13 @@ def _doc(text: str) -> dict[str, Any]:
     return {"metadata": {"doc": text}}
 
 
+def _network(value: str) -> None:
+    try:
+        ipaddress.ip_network(value)
+    except ValueError as exc:
+        raise ValidationError(f"not a network in CIDR notation: {exc}") from None
+
+
 class AppSection(_Section):
     env = fields.String(required=True, validate=validate.OneOf(["development", "testing", "production"]),
                         **_doc("`production` refuses development secrets and the dev provider"))
@@ -79,6 +87,12 @@ class AppSection(_Section):
                                      **_doc("X-Forwarded-For hops to trust (ProxyFix) for the client address"))
     log_level = fields.String(load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]),
                               **_doc("level of the JSON log lines"))
+    metrics = fields.Boolean(load_default=False,
+                             **_doc("serve Prometheus metrics at /api/system/metrics ([metrics](metrics.md)); "
+                                    "off: nothing is counted"))
+    metrics_allow = fields.List(fields.String(validate=_network), load_default=lambda: ["127.0.0.1/32", "::1/128"],
+                                **_doc("client networks (CIDR, after trusted_proxies) that may read the metrics; "
+                                       "others get 404"))
 
 
 class DatabaseSection(_Section):

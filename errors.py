@@ -17,6 +17,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 import codes
+import metrics
 from codes import Code
 from extensions import limiter
 
@@ -102,6 +103,7 @@ def handle_unavailable(exc: Exception) -> Response:
     number = driver_error.args[0] if driver_error is not None and driver_error.args else None
     current_app.logger.warning("dependency unavailable: %s", exc.__class__.__name__,
                                extra={"fields": {"db_error": number} if number is not None else {}})
+    metrics.unavailable(exc, number)
     return envelope(codes.SERVICE_UNAVAILABLE)
 
 
@@ -120,6 +122,7 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def _rate_limited() -> Response:
+    metrics.rate_limited()
     limit = limiter.current_limit
     seconds = max(1, math.ceil(limit.reset_at - time.time())) if limit else 60
     return handle_api_error(ApiError.retry_after(codes.RATE_LIMITED, seconds))

@@ -12,12 +12,17 @@ The price: a second server started on the same port by the same user joins the
 group instead of failing, and a worker that stops must leave the group as it stops
 accepting (workarounds.leave_reuse_port_group_on_stop), or the connections the kernel goes on handing
 it would wait and then be reset.
+
+With app.metrics on, each worker writes its Prometheus values to files of its own in
+PROMETHEUS_MULTIPROC_DIR, and a scrape of any worker adds up all of them (metrics.py).
 """
 
 import multiprocessing
 import os
 
+import metrics
 import workarounds
+from config import ConfigError, load_config
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
@@ -53,3 +58,24 @@ def when_ready(server):
 
 def post_worker_init(worker):
     workarounds.leave_reuse_port_group_on_stop(worker)
+
+
+def _metrics_on() -> bool:
+    try:
+        return load_config().app.metrics
+    except ConfigError:  # the preload below stops the start with the message; a HUP keeps what runs
+        return False
+
+
+# Here, not in a server hook: the directory must be in the environment before the preload imports
+# prometheus_client, and gunicorn's hooks run after it.
+metrics.prepare_multiprocess_dir(_metrics_on())
+
+
+def child_exit(server, worker):
+    """The worker's counters stay in the sum; prometheus_client is told it is gone."""
+    metrics.worker_exited(worker.pid)
+
+
+def on_exit(server):
+    metrics.remove_multiprocess_dir()

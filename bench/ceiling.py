@@ -7,7 +7,11 @@ gunicorn can do at all on this machine at that moment.
 
 from flask import Flask
 
+from config import load_config
+
 app = Flask(__name__)
+# gunicorn.conf.py's post_worker_init reads the workarounds switches from the served app's settings.
+app.config["SETTINGS"] = load_config()
 
 
 @app.get("/")

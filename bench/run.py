@@ -9,7 +9,10 @@ each would cost an argon2 verify); then drives each row with wrk after a
 warm-up. Each row runs ROUNDS times, each run right after a ceiling run, and
 every figure is the median of those runs. POST /login is compared with the raw
 argon2 verify rate (same hasher, as many processes as gunicorn workers), which
-bounds it. Prints a table and writes it as JSON to bench/results.json.
+bounds it. GET /me is also served by a second server with app.metrics on, each of
+its runs right after a run of /me with them off: the table shows the ratio, and a
+line after it each one's worker CPU per request. Prints a table and writes it as
+JSON to bench/results.json.
 
 Environment: BENCH_DURATION (seconds per run, 8), BENCH_WARMUP (2),
 BENCH_ROUNDS (3), BENCH_ROWS (comma-separated row names, default all),
@@ -61,6 +64,7 @@ HZ = os.sysconf("SC_CLK_TCK")
 TARGETS: dict[str, tuple[str, float | None, float | None]] = {
     "health": ("ceiling", None, 50),
     "me": ("ceiling", 0.40, 50),
+    "me_metrics": ("me", None, 50),
     "order_status": ("ceiling", 0.30, 50),
     "order_list": ("ceiling", 0.20, 50),
     "order_create": ("ceiling", 0.15, 50),
@@ -70,6 +74,7 @@ TARGETS: dict[str, tuple[str, float | None, float | None]] = {
 TITLES = {
     "health": "GET /api/system/health",
     "me": "GET /auth/me",
+    "me_metrics": "GET /auth/me, app.metrics on",
     "order_status": "GET /order/status/{order_no}",
     "order_list": "GET /order/list (20 items)",
     "order_create": "POST /order/create",
@@ -348,6 +353,11 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
 
+def cpu_per_request_us(runs: list[dict[str, Any]]) -> float:
+    """Median worker CPU (user + system, every worker) per request answered, in µs."""
+    return statistics.median(sum(run["worker_cpu_s"].values()) / max(run["requests"], 1) * 1e6 for run in runs)
+
+
 def summarize(name: str, runs: list[dict[str, Any]], baseline: list[float]) -> dict[str, Any]:
     kind, target, p99_target = TARGETS[name]
     rps = median_of(runs, "rps")
@@ -379,6 +389,9 @@ def table(rows: list[dict[str, Any]], ceiling: dict[str, Any]) -> str:
         if row["row"] == "login":
             ratio = f"{row['ratio']:.3f} of argon2 {row['baseline_rps']:.1f}/s"
             target = f"≥ {row['target']:.2f} × argon2"
+        elif row["compared_with"] == "me":
+            ratio = f"{row['ratio']:.3f} of /me {row['baseline_rps']:,.0f}/s"
+            target = f"p99 < {row['p99_target_ms']:.0f}"
         else:
             ratio = f"{row['ratio']:.3f}"
             target = (f"≥ {row['target']:.2f}, " if row["target"] else "") + f"p99 < {row['p99_target_ms']:.0f}"
@@ -399,10 +412,15 @@ def main() -> None:
     print(f"[bench] database {env['APP__DATABASE__URL'].rsplit('/', 1)[1]}, "
           f"key prefix {env['APP__REDIS__KEY_PREFIX']}, {DURATION}s runs, {ROUNDS} rounds")
     prepare_storage(env)
-    app = Server("app", "wsgi:app", env, "/api/system/health").start()
-    ceiling = Server("ceiling", "bench.ceiling:app", {}, "/").start()
+    app = Server("app", "wsgi:app", env, "/api/system/health")
+    # The same app with app.metrics on, on the same database and prefix (the seeded tokens work).
+    metered = Server("metrics", "wsgi:app", {**env, "APP__APP__METRICS": "true"}, "/api/system/health")
+    ceiling = Server("ceiling", "bench.ceiling:app", {}, "/")
+    servers = [app, ceiling] + ([metered] if "me_metrics" in wanted else [])
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
+        for server in servers:  # inside the try: one that fails to come up stops those already up
+            server.start()
         data = seed(app.url)
         rows = [r for r in wanted if r in TARGETS]
         settings = gunicorn_settings(env)
@@ -413,6 +431,8 @@ def main() -> None:
                 chains = mint_refresh_tokens(env, data.refresh_users)
                 return measured(app, lambda: wrk(app.url, "refresh", chains, seconds, workdir,
                                                  path=f"{AUTH}/refresh"))
+            if name == "me_metrics":
+                return measured(metered, lambda: wrk(metered.url, "get", data.lines["me"], seconds, workdir))
             mode = "post" if name in ("order_create", "login") else "get"
             timeout = 60 if name == "login" else 5
             return measured(app, lambda: wrk(app.url, mode, data.lines[name], seconds, workdir, timeout))
@@ -426,11 +446,15 @@ def main() -> None:
             run_row(name, WARMUP)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in rows}
         baselines: dict[str, list[float]] = {name: [] for name in rows}
+        metrics_off_runs: list[dict[str, Any]] = []  # /me with metrics off, each right before a run with them on
         ceiling_runs = []
         for round_no in range(1, ROUNDS + 1):
             for name in rows:
                 if name == "login":
                     baselines[name].append(argon2_rate(DURATION, len(app.workers())))
+                elif name == "me_metrics":
+                    metrics_off_runs.append(run_row("me", DURATION))
+                    baselines[name].append(metrics_off_runs[-1]["rps"])
                 else:
                     ceiling_runs.append(run_ceiling(DURATION))
                     baselines[name].append(ceiling_runs[-1]["rps"])
@@ -441,6 +465,11 @@ def main() -> None:
                       f"errors {last['errors']} CPU {last['worker_share']} RSS {last['worker_rss_mb']} MB", flush=True)
         rss = app.rss_mb()
         summary_rows = [summarize(name, runs[name], baselines[name]) for name in rows]
+        metrics_cost = None
+        if metrics_off_runs:
+            metrics_cost = {"cpu_us_per_request_off": round(cpu_per_request_us(metrics_off_runs), 1),
+                            "cpu_us_per_request_on": round(cpu_per_request_us(runs["me_metrics"]), 1),
+                            "ratio_rps": next(row["ratio"] for row in summary_rows if row["row"] == "me_metrics")}
         ceiling_summary = {
             "rps": median_of(ceiling_runs, "rps") if ceiling_runs else 0.0,
             "p50_ms": median_of(ceiling_runs, "p50_us") / 1000 if ceiling_runs else 0.0,
@@ -450,8 +479,8 @@ def main() -> None:
                                                if len(r["worker_share"]) > i) for i in range(2)]
             if ceiling_runs else [], "runs": ceiling_runs}
     finally:
-        app.stop()
-        ceiling.stop()
+        for server in servers:
+            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     info["loadavg_after"] = os.getloadavg()[0]
     rss_ok = max(rss.values()) < 80
@@ -466,10 +495,14 @@ def main() -> None:
     print()
     print(f"worker RSS after the run: {', '.join(f'{mb:.1f} MB' for mb in rss.values())} "
           f"(target < 80 MB: {'met' if rss_ok else 'NOT met'})")
+    if metrics_cost:
+        print(f"app.metrics on /me: {metrics_cost['ratio_rps']:.3f} of the req/s with them off; worker CPU per "
+              f"request {metrics_cost['cpu_us_per_request_on']:.0f} µs on, {metrics_cost['cpu_us_per_request_off']:.0f}"
+              f" µs off ({metrics_cost['cpu_us_per_request_on'] - metrics_cost['cpu_us_per_request_off']:+.0f} µs)")
     result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": info,
               "gunicorn": settings, "wrk": {"threads": WRK_THREADS, "connections": CONNECTIONS,
                                            "duration_s": DURATION, "rounds": ROUNDS},
-              "ceiling": ceiling_summary, "rows": summary_rows,
+              "ceiling": ceiling_summary, "rows": summary_rows, "metrics_cost": metrics_cost,
               "worker_rss_mb": {str(pid): round(mb, 1) for pid, mb in rss.items()}, "rss_met": rss_ok,
               "all_met": rss_ok and all(row["met"] for row in summary_rows), "table": report}
     (ROOT / "bench" / "results.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -6,6 +6,7 @@ from flask import Blueprint, request
 from flask.blueprints import BlueprintSetupState
 
 import codes
+import metrics
 from api import documented, response
 from errors import ApiError
 from schemas.payment import NotifyResultSchema
@@ -58,4 +59,5 @@ def notify(provider: str):
     try:
         return gateway.acknowledge(handle_notification(gateway, request.get_data(), request.headers))
     except ApiError as error:
+        metrics.notification_refused(provider, error)
         return gateway.refuse(error)

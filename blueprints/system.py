@@ -1,4 +1,4 @@
-"""Health, the OpenAPI document and its docs page."""
+"""Health, the Prometheus metrics, the OpenAPI document and its docs page."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from flask.blueprints import BlueprintSetupState
 from swagger_ui_bundle import swagger_ui_path
 
 import codes
+import metrics
 from api import build_spec, response
-from errors import envelope
-from extensions import limiter
+from errors import ApiError, envelope
+from extensions import client_ip, limiter
 from schemas.system import HealthSchema
 from services import health
 
@@ -38,6 +39,23 @@ def health_check():
     if report["status"] != "ok":
         return envelope(codes.SERVICE_UNAVAILABLE, HealthSchema().dump(report))
     return report
+
+
+@bp.record
+def add_metrics_route(state: BlueprintSetupState) -> None:
+    """Only with app.metrics on: off, the path is as unknown as any other."""
+    if state.app.config["SETTINGS"].app.metrics:
+        state.add_url_rule("/system/metrics", view_func=metrics_page, methods=["GET"])
+
+
+@limiter.exempt
+def metrics_page():
+    """Prometheus text format: every worker's counts, added up; for app.metrics_allow's networks only."""
+    if not metrics.allowed(client_ip()):
+        # 404, as if metrics were off: to anyone else the endpoint does not exist.
+        raise ApiError(codes.NOT_FOUND)
+    body, content_type = metrics.exposition()
+    return current_app.response_class(body, content_type=content_type)
 
 
 @bp.get("/openapi.json")

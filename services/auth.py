@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import codes
+import metrics
 from config import settings
 from errors import ApiError
 from extensions import db
@@ -159,6 +160,7 @@ def lock_unchanged(user_id: int, password_hash: str | None) -> UserModel:
     return user
 
 
+@metrics.counted_login
 def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str, Any]:
     """Password login with lockout. An unknown email, a wrong password and an account without
     one answer, cost and lock alike: the lockout counts by email, in Redis, whatever the email."""
@@ -207,6 +209,7 @@ def refresh(refresh_token: str, ip: str) -> dict[str, Any]:
                                generation=claims["gen"] + 1)
     outcome, refresh_to_hand_out = sessions.rotate(claims["uid"], refresh_token, claims["gen"], issued,
                                                    settings.auth.refresh_grace_seconds, session_ttl(), ip)
+    metrics.refresh(outcome)
     if outcome == "reuse":
         log.warning("refresh token reuse detected: every session revoked",
                     extra={"fields": {"user_id": claims["uid"], "sid": claims["sid"]}})
@@ -254,7 +257,9 @@ def _mail(email: str, subject: str, text: str, purpose: str) -> dict[str, int]:
     except (smtplib.SMTPException, OSError) as exc:
         email_codes.discard(email, purpose)
         log.warning("email code not sent: %s", exc.__class__.__name__)
+        metrics.email_code(purpose, "failed")
         raise ApiError(codes.AUTH_EMAIL_SEND_FAILED) from None
+    metrics.email_code(purpose, "sent")
     return {"resend_after": settings.auth.email_code_resend_seconds}
 
 

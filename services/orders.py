@@ -17,6 +17,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import IntegrityError
 
 import codes
+import metrics
 from config import settings
 from errors import ApiError
 from extensions import db
@@ -172,6 +173,7 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
         # commit instead of being expired by it and read back with another query.
         db.session.expunge(order)
         commit_order_write(user_id)
+        metrics.order("created")
         return order, True
     raise AssertionError("unreachable")
 
@@ -212,6 +214,7 @@ def _expire_due(*where: Any, limit: int | None = None) -> tuple[int, int, list[i
         expired = db.session.execute(OrderModel.transition_rows(
             due, OrderStatus.EXPIRED, OrderModel.expires_at <= now)).rowcount
     commit()
+    metrics.order("expired", expired)
     return expired, len(due), list(due)
 
 
@@ -332,6 +335,7 @@ def _count_due_and_deadline(user_id: int, status: str | None) -> tuple[int, int,
     return total, due, deadline
 
 
+@metrics.counts_order("cancelled")
 def cancel_order(user_id: int, order_no: str) -> Dumped:
     """PENDING -> CANCELLED, or 409 when a payment, an expiry or another cancel got there first."""
     order = get_order(user_id, order_no)

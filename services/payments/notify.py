@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import codes
+import metrics
 from errors import ApiError
 from extensions import db
 from models import PaymentModel, PaymentOutcome
@@ -34,6 +35,7 @@ def handle_notification(provider: Provider, body: bytes, headers: Any) -> Outcom
     outcome = record_payment(provider.name, notification)
     log.info("payment notification %s %s for %s: %s", provider.name, notification.transaction_id,
              notification.order_no, outcome.outcome)
+    metrics.notification(provider.name, outcome.outcome)
     if outcome.outcome in REFUSED:
         raise ApiError(REFUSED[PaymentOutcome(outcome.outcome)], data={"order_no": notification.order_no})
     return outcome
@@ -55,6 +57,7 @@ def record_payment(provider: str, notification: Notification) -> Outcome:
                 orders.commit_order_write(order.user_id, order)
             else:
                 commit()
+            metrics.payment_applied(outcome)
             return Outcome(outcome.value, notification.order_no)
         except IntegrityError:  # the same transaction id was stored by a parallel delivery
             db.session.rollback()
