@@ -21,7 +21,7 @@ test: setup services translations
 	$(BIN)/pytest
 
 test-fast: setup services translations
-	$(BIN)/pytest -m "not live"
+	$(BIN)/pytest -m "not live" -n 2
 
 setup: $(STAMP)
 
