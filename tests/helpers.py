@@ -27,8 +27,8 @@ from models import PaymentModel
 from services import schema
 
 BASE = load_config()
-# One database and key prefix per test run, so that two runs on one machine never meet.
-RUN_ID = os.environ.get("TEST_RUN_ID") or str(os.getpid())
+# One database and key prefix per test run (and per xdist worker), so that two runs on one machine never meet.
+RUN_ID = (os.environ.get("TEST_RUN_ID") or str(os.getpid())) + os.environ.get("PYTEST_XDIST_WORKER", "")
 TEST_DB_URL = make_url(BASE.database.url).set(
     database=f"{make_url(BASE.database.url).database or 'flask_api'}_test_{RUN_ID}"
 ).render_as_string(hide_password=False)
