@@ -319,8 +319,10 @@ def argon2_rate(seconds: int, processes: int) -> float:
 
 
 def argon2_worker(seconds: float) -> None:
-    from services.auth import hasher
+    from argon2 import PasswordHasher
 
+    cost = load_config().auth.password_hashing  # the service's own parameters
+    hasher = PasswordHasher(time_cost=cost.time_cost, memory_cost=cost.memory_cost, parallelism=cost.parallelism)
     hashed = hasher.hash(PASSWORD)
     started, count = time.perf_counter(), 0
     while time.perf_counter() - started < seconds:
