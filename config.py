@@ -269,6 +269,8 @@ class WorkaroundsSection(_Section):
     skip_log_caller_lookup = fields.Boolean(load_default=True, **_doc("no stack walk per log record"))
     gthread_leave_reuse_port_group = fields.Boolean(
         load_default=True, **_doc("a stopping gunicorn worker leaves the port's group at once"))
+    zxcvbn_passwords_line = fields.Boolean(load_default=True,
+                                           **_doc("read zxcvbn's common passwords alone, not its 12 MB of lists"))
 
 
 class RootSection(_Section):

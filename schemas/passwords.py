@@ -1,6 +1,7 @@
 """What a new password must not be: one of the most common passwords, or the name in the account's
 email address. The list is zxcvbn's (30,000 passwords from leaked sets, ranked by how often they
-appear); it ships in the zxcvbn package, so checking makes no network call."""
+appear); it ships in the zxcvbn package, so checking makes no network call. It is read when a
+password is first checked (workarounds.common_passwords says how)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,16 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, validates_schema
-from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
+import workarounds
 from schemas.common import length
 
-# Lower-cased, as the list is: "Password" is as common as "password". Built at import, so gunicorn's
-# preload makes it once for every worker.
-COMMON = frozenset(FREQUENCY_LISTS["passwords"])
 TOO_COMMON = _l("This password is too common: choose another.")
 LIKE_EMAIL = _l("The password must not be the name in your email address.")
 
 
 def refuse_common(value: str) -> None:
-    if value.lower() in COMMON:
+    if value.lower() in workarounds.common_passwords():  # the list is lower-cased: "Password" is as common
         raise ValidationError(str(TOO_COMMON))  # in the request's language: marshmallow wants a str
 
 

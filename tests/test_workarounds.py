@@ -9,7 +9,8 @@ from extensions import limiter
 from tests.live import Gunicorn
 
 ALL_OFF = {"workarounds__drop_idle_limiter_hooks": False, "workarounds__cors_only_with_origin": False,
-           "workarounds__skip_log_caller_lookup": False, "workarounds__gthread_leave_reuse_port_group": False}
+           "workarounds__skip_log_caller_lookup": False, "workarounds__gthread_leave_reuse_port_group": False,
+           "workarounds__zxcvbn_passwords_line": False}
 
 
 def limiter_hooks(app):
