@@ -217,10 +217,13 @@ def reconcile_orders_command(since: timedelta) -> None:
 def list_payments(outcome: str | None, limit: int) -> None:
     """Print stored payments, newest first, with what is left to refund of each."""
     query = select(PaymentModel).order_by(PaymentModel.id.desc()).limit(limit)
-    for payment in db.session.scalars(query.where(PaymentModel.outcome == outcome) if outcome else query):
+    listed = db.session.scalars(query.where(PaymentModel.outcome == outcome) if outcome else query).all()
+    taken = refunds.refunded([payment.id for payment in listed])
+    for payment in listed:
         click.echo(f"{payment.id}  {payment.provider} {payment.transaction_id}  order={payment.order_no}"
                    f"  {payment.amount} {payment.currency}  {payment.outcome}"
-                   f"  refundable={refunds.refundable(payment.id)}  received={payment.received_at.isoformat()}")
+                   f"  refundable={payment.amount - taken.get(payment.id, 0)}"
+                   f"  received={payment.received_at.isoformat()}")
 
 
 @payments_group.command("refund")
@@ -232,8 +235,9 @@ def list_payments(outcome: str | None, limit: int) -> None:
 @with_appcontext
 def refund_payment(payment_id: int, amount: int | None, reason: str | None, yes: bool) -> None:
     """Refund PAYMENT_ID through its provider, in full or --amount of it."""
-    if not yes:
-        click.confirm(f"Refund {amount or refunds.refundable(payment_id)} of payment {payment_id}?", abort=True)
+    payment = db.session.get(PaymentModel, payment_id)
+    if not yes and payment is not None:  # an unknown id is refused below, without a question
+        click.confirm(f"Refund {amount or refunds.refundable(payment)} of payment {payment_id}?", abort=True)
     try:
         refund = refunds.request_refund(payment_id, amount, reason)
     except refunds.RefundRefused as refused:

@@ -188,9 +188,9 @@ def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str
 def note_rate_limited(email: str | None) -> None:
     """A login the rate limit refused: in the account's history once a minute at most (a flood
     sets the pace here), and in nobody's for an unknown email."""
-    user = find_user(email) if email else None
-    if user is not None and account_events.first_limited_login(user.id):
-        audit.record_now("login_rate_limited", user.id)
+    if email and account_events.first_limited_login(email):
+        user = find_user(email)
+        audit.record_now("login_rate_limited", user.id if user else None)
 
 
 def record_failure(email: str) -> None:

@@ -197,10 +197,10 @@ def _expire_if_due(order: OrderModel) -> None:
         _expire_due(OrderModel.id == order.id)
 
 
-def _expire_due(*where: Any, limit: int | None = None) -> tuple[int, int, list[int]]:
+def _expire_due(*where: Any, limit: int | None = None) -> tuple[int, int]:
     """The one expiry: PENDING orders past their deadline (among those where selects, at most
-    limit) become EXPIRED, in one committed transaction. Returns (expired, picked, the ids picked);
-    fewer expire than were picked when a payment or a cancel got there first.
+    limit) become EXPIRED, in one committed transaction. Returns (expired, picked); fewer expire
+    than were picked when a payment or a cancel got there first.
 
     The rows are picked with a plain read and then updated through the primary key, the lock
     order of every single-order path: an UPDATE driven by ix_orders_status_expires would lock
@@ -215,7 +215,7 @@ def _expire_due(*where: Any, limit: int | None = None) -> tuple[int, int, list[i
             due, OrderStatus.EXPIRED, OrderModel.expires_at <= now)).rowcount
     commit()
     metrics.order("expired", expired)
-    return expired, len(due), list(due)
+    return expired, len(due)
 
 
 def get_order(user_id: int, order_no: str) -> OrderModel:
@@ -378,11 +378,11 @@ def expire_due_orders(batch_size: int | None = None) -> int:
     batch_size = batch_size or settings.order.sweep_batch_size
     total = 0
     while True:  # short transactions: payments and cancels wait at most one batch
-        expired, picked, ids = _expire_due(limit=batch_size)
-        close_checkouts(ids)
+        expired, picked = _expire_due(limit=batch_size)
         total += expired
         if picked < batch_size:
-            close_checkouts(owed_closes(utcnow() - CLOSE_WINDOW))  # those that failed before
+            # The checkouts of what this run expired, and of what an earlier close failed to close.
+            close_checkouts(owed_closes(utcnow() - CLOSE_WINDOW))
             return total
 
 

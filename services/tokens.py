@@ -35,6 +35,12 @@ def issue_pair(user_id: int, sid: str | None = None, device_id: str | None = Non
     )
 
 
+def issue_challenge(user_id: int, device_id: str | None, ttl: int) -> str:
+    """A two-factor challenge: a token of its own type (never taken for an access or refresh token)."""
+    now = int(time.time())
+    return _encode(user_id, "mfa", "", device_id, now, now + ttl)
+
+
 def _encode(user_id: int, typ: str, sid: str, device_id: str | None, now: int, exp: int, **extra: Any) -> str:
     cfg = settings.auth
     claims: dict[str, Any] = {"sub": str(user_id), "typ": typ, "jti": secrets.token_urlsafe(16),

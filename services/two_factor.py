@@ -16,12 +16,10 @@ import secrets
 import time
 from typing import Any
 
-import jwt
 import pyotp
 import segno
 
 import codes
-from config import settings
 from errors import ApiError
 from extensions import db
 from models import UserModel
@@ -93,11 +91,8 @@ def required(user: UserModel) -> bool:
 
 def challenge(user: UserModel, device_id: str | None) -> dict[str, Any]:
     """What a login answers instead of tokens while two-factor is on (the caller commits nothing)."""
-    now = int(time.time())
-    claims = {"sub": str(user.id), "typ": "mfa", "jti": secrets.token_urlsafe(16), "sid": "", "iat": now,
-              "exp": now + CHALLENGE_TTL, **({"device_id": device_id} if device_id else {})}
-    token = jwt.encode(claims, settings.auth.jwt_secret, algorithm=settings.auth.jwt_algorithm)
-    return {"mfa_required": True, "mfa_token": token, "expires_in": CHALLENGE_TTL}
+    return {"mfa_required": True, "mfa_token": tokens.issue_challenge(user.id, device_id, CHALLENGE_TTL),
+            "expires_in": CHALLENGE_TTL}
 
 
 def verify(mfa_token: str, code: str | None, recovery_code: str | None, ip: str) -> dict[str, Any]:

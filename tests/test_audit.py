@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import AccountEventModel
 from models.base import utcnow
-from tests.helpers import AUTH, PASSWORD, bearer, code_in, login, register, send_code, verify
+from tests.helpers import AUTH, PASSWORD, bearer, code_in, login, me, register, send_code, verify
 
 
 def activity(client, token, **query):
@@ -69,7 +69,7 @@ def test_a_password_change_and_an_ended_session_are_in_the_history(client):
     changed = client.post(f"{AUTH}/password", json={"current_password": PASSWORD, "new_password": "another long one"},
                           headers=bearer(pair["access_token"])).get_json()["data"]
     assert events(client, changed["access_token"])[:3] == ["password_changed", "session_ended", "login"]
-    assert other["access_token"]  # the laptop's pair, ended above
+    assert me(client, other["access_token"]).status_code == 401  # the laptop's session, ended above
 
 
 def test_operators_read_an_accounts_history_and_prune_old_events(app, client):
