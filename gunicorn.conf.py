@@ -2,6 +2,9 @@
 
 gthread workers, one per core, 4 threads each: while a thread waits on Redis or
 MariaDB another one uses the core, and keep-alive connections stay open.
+GUNICORN_WORKER_CLASS=gevent runs gevent workers instead (GUNICORN_WORKER_CONNECTIONS
+each): then gevent patches the standard library here, before the app and the libraries
+it imports create a lock or a socket, since the app is preloaded in the master.
 
 reuse_port gives every worker a listening socket of its own, and the kernel
 spreads new connections over them. With the one socket shared by all workers, the
@@ -20,14 +23,20 @@ PROMETHEUS_MULTIPROC_DIR, and a scrape of any worker adds up all of them (metric
 import multiprocessing
 import os
 
-import metrics
-import workarounds
-from config import ConfigError, load_config
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+if worker_class == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import metrics  # noqa: E402  (after the patch)
+import workarounds  # noqa: E402
+from config import ConfigError, load_config  # noqa: E402
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
-worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", 1000))
 reuse_port = True
 timeout = 30
 graceful_timeout = 20

@@ -1,22 +1,26 @@
-"""make bench: every hot endpoint against a bare-Flask ceiling, in one run.
+"""make bench: every hot endpoint under each gunicorn worker model, against bare-Flask ceilings, in one run.
 
 Starts the service as production runs it (gunicorn -c gunicorn.conf.py wsgi:app)
-on loopback against the real MariaDB and Redis, on a
-database and key prefix of its own, with the rate limits raised out of the way;
-starts bench/ceiling.py with the same gunicorn settings; seeds users, sessions
-and orders through the API (refresh chains through the service layer: a login
-each would cost an argon2 verify); then drives each row with wrk after a
-warm-up. Each row runs ROUNDS times, each run right after a ceiling run, and
-every figure is the median of those runs. POST /login is compared with the raw
-argon2 verify rate (same hasher, as many processes as gunicorn workers), which
-bounds it. GET /me is also served by a second server with app.metrics on, each of
-its runs right after a run of /me with them off: the table shows the ratio, and a
-line after it each one's worker CPU per request. Prints a table and writes it as
-JSON to bench/results.json.
+on loopback against the real MariaDB and Redis, on a database and key prefix of
+its own, with the rate limits raised out of the way; seeds users, sessions and
+orders through the API (refresh chains through the service layer: a login each
+would cost an argon2 verify). Then, for each worker model (WORKER_MODELS: the
+gunicorn.conf.py default first), it serves the service and bench/ceiling.py under
+that model and drives each row with wrk after a warm-up. Each round runs the
+fixed reference (the ceiling under gthread 2 x 4, the model of every earlier
+table), the model's own ceiling, then each row; every figure is the median of
+ROUNDS runs. The worker-model table shows each row against both ceilings; the
+target table shows the default model's rows against the reference. POST /login is
+compared with the raw argon2 verify rate (same hasher, as many processes as
+gunicorn workers), which bounds it. GET /me is also served by a second server with
+app.metrics on, each of its runs right after a run of /me with them off: the
+table shows the ratio, and a line after it each one's worker CPU per request.
+Writes everything as JSON to bench/results.json.
 
 Environment: BENCH_DURATION (seconds per run, 8), BENCH_WARMUP (2),
 BENCH_ROUNDS (3), BENCH_ROWS (comma-separated row names, default all),
-BENCH_CONNECTIONS (32), BENCH_THREADS (wrk threads, 2).
+BENCH_MODELS (comma-separated worker models, default all; the default model
+always runs), BENCH_CONNECTIONS (32), BENCH_THREADS (wrk threads, 2).
 """
 
 from __future__ import annotations
@@ -71,6 +75,15 @@ TARGETS: dict[str, tuple[str, float | None, float | None]] = {
     "refresh": ("ceiling", 0.30, 50),
     "login": ("argon2", 0.85, None),
 }
+# Worker models compared, as gunicorn.conf.py's environment. REFERENCE's ceiling is the fixed
+# reference of every table; a default that is none of these is added under its own name.
+WORKER_MODELS: dict[str, dict[str, str]] = {
+    "gthread 2x4": {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4"},
+    "gthread 4x2": {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_WORKERS": "4", "GUNICORN_THREADS": "2"},
+    "gevent 2x100": {"GUNICORN_WORKER_CLASS": "gevent", "GUNICORN_WORKERS": "2", "GUNICORN_WORKER_CONNECTIONS": "100"},
+}
+REFERENCE = "gthread 2x4"
+COMPARED = ["me", "order_status", "order_list", "order_create", "refresh"]  # run under every model
 TITLES = {
     "health": "GET /api/system/health",
     "me": "GET /auth/me",
@@ -106,7 +119,7 @@ class Server:
     """gunicorn -c gunicorn.conf.py APP on a free loopback port; output to LOG."""
 
     def __init__(self, name: str, app: str, env: dict[str, str], ready_path: str) -> None:
-        self.name, self.app, self.ready_path = name, app, ready_path
+        self.name, self.app, self.ready_path = re.sub(r"[^a-z0-9]+", "-", name.lower()), app, ready_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"}
@@ -361,6 +374,7 @@ def cpu_per_request_us(runs: list[dict[str, Any]]) -> float:
 
 
 def summarize(name: str, runs: list[dict[str, Any]], baseline: list[float]) -> dict[str, Any]:
+    """A row's medians, its ratio to the median of baseline (req/s) and whether its targets are met."""
     kind, target, p99_target = TARGETS[name]
     rps = median_of(runs, "rps")
     base = statistics.median(baseline)
@@ -376,17 +390,27 @@ def summarize(name: str, runs: list[dict[str, Any]], baseline: list[float]) -> d
             "p50_ms": round(median_of(runs, "p50_us") / 1000, 2), "p99_ms": round(p99, 2), "errors": errors,
             "compared_with": kind, "baseline_rps": round(base, 1),
             "ratio": round(ratio, 3), "target": target, "p99_target_ms": p99_target, "met": all(checks),
+            "cpu_us_per_request": round(cpu_per_request_us(runs), 1),
             "worker_share": [statistics.median(run["worker_share"][i] for run in runs if len(run["worker_share"]) > i)
                              for i in range(max(len(run["worker_share"]) for run in runs))],
             "runs": runs, "baseline_runs": baseline}
 
 
-def table(rows: list[dict[str, Any]], ceiling: dict[str, Any]) -> str:
-    head = ("| row | req/s | p50 ms | p99 ms | errors | ratio | target | met | CPU per worker % |\n"
-            "|---|---:|---:|---:|---:|---:|---|---|---|")
-    lines = [head, f"| ceiling: bare Flask envelope | {ceiling['rps']:,.0f} | {ceiling['p50_ms']:.2f} | "
-                   f"{ceiling['p99_ms']:.2f} | {ceiling['errors']} | 1.000 | | | "
-                   f"{'/'.join(str(s) for s in ceiling['worker_share'])} |"]
+def summarize_ceiling(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"rps": median_of(runs, "rps"), "p50_ms": median_of(runs, "p50_us") / 1000,
+            "p99_ms": median_of(runs, "p99_us") / 1000, "errors": sum(run["errors"] for run in runs),
+            "cpu_us_per_request": round(cpu_per_request_us(runs), 1),
+            "worker_share": [statistics.median(r["worker_share"][i] for r in runs if len(r["worker_share"]) > i)
+                             for i in range(max(len(r["worker_share"]) for r in runs))], "runs": runs}
+
+
+def target_table(rows: list[dict[str, Any]], reference: dict[str, Any]) -> str:
+    head = ("| row | req/s | p50 ms | p99 ms | errors | ratio | target | met | worker CPU µs/req | CPU per worker % |\n"
+            "|---|---:|---:|---:|---:|---:|---|---|---:|---|")
+    shares = "/".join(str(round(s)) for s in reference["worker_share"])
+    lines = [head, f"| reference: bare Flask, {REFERENCE} | {reference['rps']:,.0f} | {reference['p50_ms']:.2f} | "
+                   f"{reference['p99_ms']:.2f} | {reference['errors']} | 1.000 | | | "
+                   f"{reference['cpu_us_per_request']:,.0f} | {shares} |"]
     for row in rows:
         if row["row"] == "login":
             ratio = f"{row['ratio']:.3f} of argon2 {row['baseline_rps']:.1f}/s"
@@ -399,8 +423,118 @@ def table(rows: list[dict[str, Any]], ceiling: dict[str, Any]) -> str:
             target = (f"≥ {row['target']:.2f}, " if row["target"] else "") + f"p99 < {row['p99_target_ms']:.0f}"
         lines.append(f"| {row['title']} | {row['rps']:,.1f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
                      f"{row['errors']} | {ratio} | {target} | {'yes' if row['met'] else 'NO'} | "
-                     f"{'/'.join(str(round(s)) for s in row['worker_share'])} |")
+                     f"{row['cpu_us_per_request']:,.0f} | {'/'.join(str(round(s)) for s in row['worker_share'])} |")
     return "\n".join(lines)
+
+
+def model_table(models: list[dict[str, Any]]) -> str:
+    """Each model's ceiling and compared rows, against its own ceiling and against the reference."""
+    lines = ["| worker model | row | req/s | p99 ms | errors | × own ceiling | × reference | worker CPU µs/req |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for model in models:
+        own, reference = model["ceiling"]["rps"], model["reference_rps"]
+        lines.append(f"| {model['name']} | ceiling: bare Flask | {own:,.0f} | {model['ceiling']['p99_ms']:.2f} | "
+                     f"{model['ceiling']['errors']} | 1.000 | {own / reference:.3f} | "
+                     f"{model['ceiling']['cpu_us_per_request']:,.0f} |")
+        for row in model["rows"]:
+            if row["row"] not in COMPARED:
+                continue
+            lines.append(f"| {model['name']} | {row['title']} | {row['rps']:,.1f} | {row['p99_ms']:.2f} | "
+                         f"{row['errors']} | {row['rps'] / own:.3f} | {row['rps'] / reference:.3f} | "
+                         f"{row['cpu_us_per_request']:,.0f} |")
+    return "\n".join(lines)
+
+
+def model_of(settings: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The name and environment of the worker model gunicorn.conf.py gives with these settings."""
+    kind, workers = settings["worker_class"], settings["workers"]
+    per_worker = settings["worker_connections"] if kind == "gevent" else settings["threads"]
+    name = f"{kind} {workers}x{per_worker}"
+    return name, WORKER_MODELS.get(name) or {
+        "GUNICORN_WORKER_CLASS": kind, "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(settings["threads"]),
+        "GUNICORN_WORKER_CONNECTIONS": str(settings["worker_connections"])}
+
+
+@dataclass
+class Bench:
+    """What every model's run shares: the settings, the seed, the reference ceiling, a scratch folder."""
+
+    env: dict[str, str]
+    wanted: list[str]
+    reference: Server
+    workdir: Path
+    data: Seed | None = None
+
+    def run_model(self, name: str, model_env: dict[str, str], default: bool) -> dict[str, Any]:
+        """Serve the service and the ceiling under one worker model and drive its rows ROUNDS times."""
+        env = {**self.env, **model_env}
+        app = Server(f"app {name}", "wsgi:app", env, "/api/system/health")
+        ceiling = Server(f"ceiling {name}", "bench.ceiling:app", model_env, "/")
+        rows = [r for r in self.wanted if r in TARGETS and (default or r in COMPARED)]
+        # The same app with app.metrics on, on the same database and prefix (the seeded tokens work).
+        metered = Server(f"metrics {name}", "wsgi:app", {**env, "APP__APP__METRICS": "true"}, "/api/system/health")
+        servers = [app, ceiling] + ([metered] if "me_metrics" in rows else [])
+        try:
+            for server in servers:  # inside the try: one that fails to come up stops those already up
+                server.start()
+            self.data = self.data or seed(app.url)
+            return self.drive(name, app, ceiling, metered, rows)
+        finally:
+            for server in servers:
+                server.stop()
+
+    def drive(self, name: str, app: Server, ceiling: Server, metered: Server, rows: list[str]) -> dict[str, Any]:
+        data, workdir = self.data, self.workdir
+
+        def run_row(row: str, seconds: int) -> dict[str, Any]:
+            if row == "refresh":
+                chains = mint_refresh_tokens(self.env, data.refresh_users)
+                return measured(app, lambda: wrk(app.url, "refresh", chains, seconds, workdir, path=f"{AUTH}/refresh"))
+            if row == "me_metrics":
+                return measured(metered, lambda: wrk(metered.url, "get", data.lines["me"], seconds, workdir))
+            mode = "post" if row in ("order_create", "login") else "get"
+            timeout = 60 if row == "login" else 5
+            return measured(app, lambda: wrk(app.url, mode, data.lines[row], seconds, workdir, timeout))
+
+        def run_ceiling(server: Server, seconds: int) -> dict[str, Any]:
+            return measured(server, lambda: wrk(server.url, "get", ["-\t/"], seconds, workdir))
+
+        print(f"[bench] {name}: warming up", flush=True)
+        run_ceiling(ceiling, WARMUP)
+        for row in rows:
+            run_row(row, WARMUP)
+        runs: dict[str, list[dict[str, Any]]] = {row: [] for row in rows}
+        baselines: dict[str, list[float]] = {row: [] for row in rows}
+        metrics_off_runs: list[dict[str, Any]] = []  # /me with metrics off, each right before a run with them on
+        ceiling_runs, reference_runs = [], []
+        for round_no in range(1, ROUNDS + 1):
+            reference_runs.append(run_ceiling(self.reference, DURATION))
+            ceiling_runs.append(run_ceiling(ceiling, DURATION))
+            print(f"[bench] {name} round {round_no} reference {reference_runs[-1]['rps']:9.1f} req/s, own ceiling "
+                  f"{ceiling_runs[-1]['rps']:9.1f} req/s", flush=True)
+            for row in rows:
+                if row == "login":
+                    baselines[row].append(argon2_rate(DURATION, len(app.workers())))
+                elif row == "me_metrics":
+                    metrics_off_runs.append(run_row("me", DURATION))
+                    baselines[row].append(metrics_off_runs[-1]["rps"])
+                else:
+                    baselines[row].append(reference_runs[-1]["rps"])
+                runs[row].append(run_row(row, DURATION))
+                last = runs[row][-1]
+                print(f"[bench] {name} round {round_no} {row:13s} {last['rps']:9.1f} req/s p99 "
+                      f"{last['p99_us'] / 1000:7.2f} ms errors {last['errors']} CPU {last['worker_share']} "
+                      f"RSS {last['worker_rss_mb']} MB", flush=True)
+        summary = [summarize(row, runs[row], baselines[row]) for row in rows]
+        metrics_cost = None
+        if metrics_off_runs:
+            metrics_cost = {"cpu_us_per_request_off": round(cpu_per_request_us(metrics_off_runs), 1),
+                            "cpu_us_per_request_on": round(cpu_per_request_us(runs["me_metrics"]), 1),
+                            "ratio_rps": next(row["ratio"] for row in summary if row["row"] == "me_metrics")}
+        reference = summarize_ceiling(reference_runs)
+        return {"name": name, "reference": reference, "reference_rps": reference["rps"],
+                "ceiling": summarize_ceiling(ceiling_runs), "rows": summary, "metrics_cost": metrics_cost,
+                "worker_rss_mb": {str(pid): round(mb, 1) for pid, mb in app.rss_mb().items()}}
 
 
 def main() -> None:
@@ -411,102 +545,58 @@ def main() -> None:
     wanted = [r for r in os.environ.get("BENCH_ROWS", ",".join(TARGETS)).split(",") if r]
     env = bench_settings()
     info = machine()
+    settings = gunicorn_settings(env)
+    default, default_env = model_of(settings)
+    chosen = [m for m in os.environ.get("BENCH_MODELS", ",".join(WORKER_MODELS)).split(",") if m]
+    unknown = [m for m in chosen if m not in WORKER_MODELS and m != default]
+    if unknown:
+        sys.exit(f"[bench] unknown worker model(s) {unknown}; known: {list(WORKER_MODELS)}")
+    models = [(default, default_env)] + [(m, WORKER_MODELS[m]) for m in chosen if m != default]
     print(f"[bench] database {env['APP__DATABASE__URL'].rsplit('/', 1)[1]}, "
-          f"key prefix {env['APP__REDIS__KEY_PREFIX']}, {DURATION}s runs, {ROUNDS} rounds")
+          f"key prefix {env['APP__REDIS__KEY_PREFIX']}, {DURATION}s runs, {ROUNDS} rounds; "
+          f"worker models {[m for m, _ in models]}, the default {default}", flush=True)
     prepare_storage(env)
-    app = Server("app", "wsgi:app", env, "/api/system/health")
-    # The same app with app.metrics on, on the same database and prefix (the seeded tokens work).
-    metered = Server("metrics", "wsgi:app", {**env, "APP__APP__METRICS": "true"}, "/api/system/health")
-    ceiling = Server("ceiling", "bench.ceiling:app", {}, "/")
-    servers = [app, ceiling] + ([metered] if "me_metrics" in wanted else [])
-    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    reference = Server("reference", "bench.ceiling:app", WORKER_MODELS[REFERENCE], "/")
+    bench = Bench(env, wanted, reference, Path(tempfile.mkdtemp(prefix="bench-")))
     try:
-        for server in servers:  # inside the try: one that fails to come up stops those already up
-            server.start()
-        data = seed(app.url)
-        rows = [r for r in wanted if r in TARGETS]
-        settings = gunicorn_settings(env)
-        print(f"[bench] gunicorn: {settings}")
-
-        def run_row(name: str, seconds: int) -> dict[str, Any]:
-            if name == "refresh":
-                chains = mint_refresh_tokens(env, data.refresh_users)
-                return measured(app, lambda: wrk(app.url, "refresh", chains, seconds, workdir,
-                                                 path=f"{AUTH}/refresh"))
-            if name == "me_metrics":
-                return measured(metered, lambda: wrk(metered.url, "get", data.lines["me"], seconds, workdir))
-            mode = "post" if name in ("order_create", "login") else "get"
-            timeout = 60 if name == "login" else 5
-            return measured(app, lambda: wrk(app.url, mode, data.lines[name], seconds, workdir, timeout))
-
-        def run_ceiling(seconds: int) -> dict[str, Any]:
-            return measured(ceiling, lambda: wrk(ceiling.url, "get", ["-\t/"], seconds, workdir))
-
-        print("[bench] warming up")
-        run_ceiling(WARMUP)
-        for name in rows:
-            run_row(name, WARMUP)
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in rows}
-        baselines: dict[str, list[float]] = {name: [] for name in rows}
-        metrics_off_runs: list[dict[str, Any]] = []  # /me with metrics off, each right before a run with them on
-        ceiling_runs = []
-        for round_no in range(1, ROUNDS + 1):
-            for name in rows:
-                if name == "login":
-                    baselines[name].append(argon2_rate(DURATION, len(app.workers())))
-                elif name == "me_metrics":
-                    metrics_off_runs.append(run_row("me", DURATION))
-                    baselines[name].append(metrics_off_runs[-1]["rps"])
-                else:
-                    ceiling_runs.append(run_ceiling(DURATION))
-                    baselines[name].append(ceiling_runs[-1]["rps"])
-                runs[name].append(run_row(name, DURATION))
-                last = runs[name][-1]
-                print(f"[bench] round {round_no} {name:13s} {last['rps']:9.1f} req/s "
-                      f"(baseline {baselines[name][-1]:9.1f}) p99 {last['p99_us'] / 1000:7.2f} ms "
-                      f"errors {last['errors']} CPU {last['worker_share']} RSS {last['worker_rss_mb']} MB", flush=True)
-        rss = app.rss_mb()
-        summary_rows = [summarize(name, runs[name], baselines[name]) for name in rows]
-        metrics_cost = None
-        if metrics_off_runs:
-            metrics_cost = {"cpu_us_per_request_off": round(cpu_per_request_us(metrics_off_runs), 1),
-                            "cpu_us_per_request_on": round(cpu_per_request_us(runs["me_metrics"]), 1),
-                            "ratio_rps": next(row["ratio"] for row in summary_rows if row["row"] == "me_metrics")}
-        ceiling_summary = {
-            "rps": median_of(ceiling_runs, "rps") if ceiling_runs else 0.0,
-            "p50_ms": median_of(ceiling_runs, "p50_us") / 1000 if ceiling_runs else 0.0,
-            "p99_ms": median_of(ceiling_runs, "p99_us") / 1000 if ceiling_runs else 0.0,
-            "errors": sum(run["errors"] for run in ceiling_runs),
-            "worker_share": [statistics.median(r["worker_share"][i] for r in ceiling_runs
-                                               if len(r["worker_share"]) > i) for i in range(2)]
-            if ceiling_runs else [], "runs": ceiling_runs}
+        reference.start()
+        results = [bench.run_model(name, model_env, name == default) for name, model_env in models]
     finally:
-        for server in servers:
-            server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        reference.stop()
+        shutil.rmtree(bench.workdir, ignore_errors=True)
     info["loadavg_after"] = os.getloadavg()[0]
+    chosen_model = results[0]
+    rss = chosen_model["worker_rss_mb"]
     rss_ok = max(rss.values()) < 80
-    report = table(summary_rows, ceiling_summary)
+    report = target_table(chosen_model["rows"], chosen_model["reference"])
+    models_report = model_table(results)
     print()
     print(f"{info['cpu']}, {info['cores']} cores, {info['memory_mb']} MiB; Python {info['python']}; "
           f"{info['wrk']}; wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{DURATION}s, median of {ROUNDS} runs")
-    print(f"gunicorn: {settings['worker_class']}, {settings['workers']} workers x {settings['threads']} "
-          f"threads, keepalive {settings['keepalive']} s")
+    print()
+    print("Worker models (each row against its model's own bare-Flask ceiling and against the reference, "
+          f"bare Flask on {REFERENCE}):")
+    print()
+    print(models_report)
+    print()
+    print(f"Targets, on the default worker model ({default}; gunicorn: {settings['worker_class']}, "
+          f"{settings['workers']} workers, keepalive {settings['keepalive']} s):")
     print()
     print(report)
     print()
     print(f"worker RSS after the run: {', '.join(f'{mb:.1f} MB' for mb in rss.values())} "
           f"(target < 80 MB: {'met' if rss_ok else 'NOT met'})")
+    metrics_cost = chosen_model["metrics_cost"]
     if metrics_cost:
         print(f"app.metrics on /me: {metrics_cost['ratio_rps']:.3f} of the req/s with them off; worker CPU per "
               f"request {metrics_cost['cpu_us_per_request_on']:.0f} µs on, {metrics_cost['cpu_us_per_request_off']:.0f}"
               f" µs off ({metrics_cost['cpu_us_per_request_on'] - metrics_cost['cpu_us_per_request_off']:+.0f} µs)")
     result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": info,
-              "gunicorn": settings, "wrk": {"threads": WRK_THREADS, "connections": CONNECTIONS,
-                                           "duration_s": DURATION, "rounds": ROUNDS},
-              "ceiling": ceiling_summary, "rows": summary_rows, "metrics_cost": metrics_cost,
-              "worker_rss_mb": {str(pid): round(mb, 1) for pid, mb in rss.items()}, "rss_met": rss_ok,
-              "all_met": rss_ok and all(row["met"] for row in summary_rows), "table": report}
+              "gunicorn": settings, "default_model": default, "reference_model": REFERENCE,
+              "wrk": {"threads": WRK_THREADS, "connections": CONNECTIONS, "duration_s": DURATION, "rounds": ROUNDS},
+              "models": results, "worker_rss_mb": rss, "rss_met": rss_ok,
+              "all_met": rss_ok and all(row["met"] for row in chosen_model["rows"]),
+              "model_table": models_report, "table": report}
     (ROOT / "bench" / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     print("[bench] written to bench/results.json")
 
