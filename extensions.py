@@ -56,6 +56,11 @@ class RedisStore:
         return current_app.extensions["redis_store"][1]
 
     @property
+    def cluster(self) -> bool:
+        """Whether the client talks to a Redis Cluster: a script's keys must then share one slot."""
+        return isinstance(self.client, redis.RedisCluster)
+
+    @property
     def scripts(self) -> dict:
         """Lua scripts registered on this app's client, by source."""
         return current_app.extensions["redis_store"][2]

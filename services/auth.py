@@ -27,7 +27,7 @@ from models.base import utcnow
 from schemas.auth import UserSchema
 from services import audit, mailer, tokens, two_factor
 from services.base import commit
-from store import account_events, email_codes, login_failures, sessions, user_snapshot
+from store import account_events, address_limits, email_codes, login_failures, sessions, user_snapshot
 from store.sessions import Issued
 
 log = logging.getLogger("flask_api.auth")
@@ -203,20 +203,44 @@ def record_failure(email: str) -> None:
 
 
 def refresh(refresh_token: str, ip: str) -> dict[str, Any]:
-    """Rotate a refresh token: a new pair in the same session, or 401."""
-    claims = tokens.decode(refresh_token, "refresh")
+    """Rotate a refresh token: a new pair in the same session, or 401; 429 over auth.rate_limits.refresh_per_ip,
+    which the rotation counts in its own Redis call."""
+    try:
+        claims = tokens.decode(refresh_token, "refresh")
+    except ApiError:
+        count_refresh(ip)  # refused unread, it counts all the same (and over the limit, answers 429)
+        raise
     issued = tokens.issue_pair(claims["uid"], sid=claims["sid"], device_id=claims.get("device_id"),
                                generation=claims["gen"] + 1)
-    outcome, refresh_to_hand_out = sessions.rotate(claims["uid"], refresh_token, claims["gen"], issued,
-                                                   settings.auth.refresh_grace_seconds, session_ttl(), ip)
-    metrics.refresh(outcome)
-    if outcome == "reuse":
+    rotation = sessions.rotate(claims["uid"], refresh_token, claims["gen"], issued, settings.auth.refresh_grace_seconds,
+                               session_ttl(), ip, limit=_refresh_limit(ip))
+    if rotation.outcome == "limited":
+        raise _limited(rotation.retry_after)
+    metrics.refresh(rotation.outcome)
+    if rotation.outcome == "reuse":
         log.warning("refresh token reuse detected: every session revoked",
                     extra={"fields": {"user_id": claims["uid"], "sid": claims["sid"]}})
         audit.record_now("refresh_reuse", claims["uid"], claims.get("device_id"), session=claims["sid"])
-    if refresh_to_hand_out is None:
+    if rotation.refresh_token is None:
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
-    return {**token_pair(issued), "refresh_token": refresh_to_hand_out}
+    return {**token_pair(issued), "refresh_token": rotation.refresh_token}
+
+
+def count_refresh(ip: str) -> None:
+    """Count a refresh that no rotation will count (its body or its token was refused) against the
+    address's limit; 429 when over it."""
+    wait = address_limits.hit(_refresh_limit(ip))
+    if wait:
+        raise _limited(wait)
+
+
+def _refresh_limit(ip: str) -> address_limits.Windows:
+    return address_limits.refresh_windows(ip, settings.auth.rate_limits.refresh_per_ip)
+
+
+def _limited(seconds: int) -> ApiError:
+    metrics.rate_limited()
+    return ApiError.retry_after(codes.RATE_LIMITED, seconds)
 
 
 def logout(user_id: int, sid: str, everywhere: bool) -> None:

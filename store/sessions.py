@@ -11,6 +11,10 @@ Keys (``{uid}`` is the user's hash tag, see store/keys.py):
     refresh_token_next:{uid}:<sid>  string, TTL the grace window: the refresh token the session's
                                    last rotation made, handed to a racing tab instead of a new one
 
+A rotation also counts the refresh against its address's limit (store/address_limits.py) in the
+same script, so that a refresh is one Redis call; on a Redis Cluster the address's keys are in
+another slot, and the limit is counted in a call of its own just before.
+
 The three per-user keys carry the TTL of the longest session (auth.refresh_token_ttl + grace),
 renewed on every write; expired members are trimmed on every write. A refresh token carries its
 generation in the session (the gen claim), so reuse detection is one field per session however
@@ -23,10 +27,10 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from extensions import redis_store
-from store import keys, lua, user_snapshot
+from store import address_limits, keys, lua, user_snapshot
 
 ACCESS = keys.per_user("access_token")
 REFRESH = keys.per_user("refresh_token")
@@ -118,15 +122,20 @@ touch(tonumber(ARGV[8]))
 return #live
 """
 
+# KEYS: 1-5, then the windows of the address's refresh limit, if counted here.
 # ARGV: now, presented md5, presented generation, sid, access md5, access exp, refresh md5,
-#       refresh exp, grace, ttl, the new refresh token, device, ip. Returns {outcome, successor
-#       refresh token or ''}.
+#       refresh exp, grace, ttl, the new refresh token, device, ip, then each window's amount
+#       and seconds. Returns {outcome, successor refresh token or ''}, or {'limited', seconds}.
 # A session's record holds its refresh generation "g" (the gen claim of its live refresh token),
 # and, for the grace window, the previous token "p" and the window's end "w". So reuse detection
 # is constant-size: a presented token of an older generation of a live session is a copy that
 # was rotated already, however long ago.
-_ROTATE = _COMMON + """
+_ROTATE = _COMMON + address_limits.MOVING_WINDOW + """
 local now = tonumber(ARGV[1])
+if #KEYS > 5 then
+  local wait = over_limit(6, #KEYS - 5, 14, now)
+  if wait then return {'limited', tostring(wait)} end
+end
 local md5, generation, sid, grace = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[9])
 local raw = redis.call('HGET', KEYS[3], sid)
 if not raw then return {'unknown', ''} end  -- never issued, logged out, evicted or expired
@@ -191,22 +200,37 @@ def store_issued(user_id: int, issued: Issued, max_sessions: int, ttl: int, ip: 
             issued.device_id or "", ip)
 
 
+class Rotation(NamedTuple):
+    outcome: str  # rotated, grace, reuse, unknown or limited
+    refresh_token: str | None = None  # to hand out, when rotated or grace
+    retry_after: int = 0  # seconds, when limited
+
+
 def rotate(user_id: int, presented: str, generation: int, issued: Issued, grace: int,
-           ttl: int, ip: str = "") -> tuple[str, str | None]:
-    """Swap a refresh token (of refresh generation `generation`) for a new pair, atomically;
-    returns (outcome, refresh token to hand out).
+           ttl: int, ip: str = "", limit: address_limits.Windows | None = None) -> Rotation:
+    """Swap a refresh token (of refresh generation `generation`) for a new pair, atomically,
+    after counting it against limit, its address's refresh limit, if given.
 
     Outcomes: 'rotated' (first use: the issued pair stands), 'grace' (a repeat inside
     the grace window: the issued access token and the first rotation's refresh
-    token), 'reuse' (an older generation of a live session: every session was revoked)
-    or 'unknown' (never issued, logged out or expired: refused).
+    token), 'reuse' (an older generation of a live session: every session was revoked),
+    'unknown' (never issued, logged out or expired: refused) or 'limited' (over the
+    limit: nothing was done, nor counted).
     """
-    outcome, successor = lua.run(_ROTATE, [*_keys(user_id), NEXT_REFRESH(user_id, issued.sid)],
-                                 f"{time.time():.4f}", fingerprint(presented), generation,
-                                 issued.sid, fingerprint(issued.access_token), issued.access_exp,
-                                 fingerprint(issued.refresh_token), issued.refresh_exp, grace, ttl,
-                                 issued.refresh_token, issued.device_id or "", ip)
-    return outcome, (successor or issued.refresh_token) if outcome in ("rotated", "grace") else None
+    counted_here = limit is not None and not redis_store.cluster
+    if limit is not None and not counted_here:
+        wait = address_limits.hit(limit)
+        if wait:
+            return Rotation("limited", retry_after=wait)
+    windows = limit if counted_here else address_limits.Windows([], [])
+    outcome, value = lua.run(_ROTATE, [*_keys(user_id), NEXT_REFRESH(user_id, issued.sid), *windows.keys],
+                             address_limits.now(), fingerprint(presented), generation,
+                             issued.sid, fingerprint(issued.access_token), issued.access_exp,
+                             fingerprint(issued.refresh_token), issued.refresh_exp, grace, ttl,
+                             issued.refresh_token, issued.device_id or "", ip, *windows.args)
+    if outcome == "limited":
+        return Rotation(outcome, retry_after=int(value))
+    return Rotation(outcome, (value or issued.refresh_token) if outcome in ("rotated", "grace") else None)
 
 
 def check_access(user_id: int, token: str, also: str | None = None) -> tuple[str, str] | None:

@@ -338,6 +338,34 @@ def test_refresh_is_rate_limited_per_ip(make_app):
     assert statuses == [200, 200, 200, 429]
 
 
+def test_refreshes_refused_for_their_body_or_token_count_toward_the_limit_too(make_app):
+    client = make_app(auth__rate_limits__refresh_per_ip="3/minute").test_client()
+    token = register(client, "rl@example.com")["refresh_token"]
+    unread = client.post(f"{AUTH}/refresh", data="{not json", content_type="application/json")
+    missing = client.post(f"{AUTH}/refresh", json={})
+    forged = refresh(client, "not-a-token")
+    assert [unread.status_code, missing.status_code, forged.status_code] == [400, 422, 401]
+
+    limited = refresh(client, token)
+    assert limited.status_code == 429
+    body = limited.get_json()
+    assert body["code"] == codes.RATE_LIMITED.code and 1 <= body["data"]["retry_after"] <= 60
+    assert limited.headers["Retry-After"] == str(body["data"]["retry_after"])
+    assert client.post(f"{AUTH}/refresh", json={}).status_code == 429  # over it, a bad body is refused alike
+
+
+def test_a_refresh_refused_by_the_limit_leaves_its_token_as_it_was(make_app):
+    client = make_app(auth__rate_limits__refresh_per_ip="2 per 2 seconds").test_client()
+    first = register(client, "rw@example.com")
+    second = refresh(client, first["refresh_token"]).get_json()["data"]["refresh_token"]
+    third = refresh(client, second).get_json()["data"]["refresh_token"]
+    assert refresh(client, third).status_code == 429
+    time.sleep(2.1)
+    again = refresh(client, third)  # neither rotated nor taken for a replay while it was refused
+    assert again.status_code == 200
+    assert me(client, again.get_json()["data"]["access_token"]).status_code == 200
+
+
 def test_an_email_without_an_account_locks_like_one_with_an_account(client, user):
     known = [login(client, password="wrong password") for _ in range(6)]
     unknown = [login(client, "nobody@example.com", "wrong password") for _ in range(6)]

@@ -43,7 +43,7 @@ def script_calls(port: int) -> int:
                if line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")))
 
 
-def test_one_users_keys_and_one_emails_keys_share_a_hash_slot(cluster, app):
+def test_the_keys_of_one_user_one_email_or_one_address_share_a_hash_slot(cluster, app):
     import redis
 
     from store import keys
@@ -51,11 +51,14 @@ def test_one_users_keys_and_one_emails_keys_share_a_hash_slot(cluster, app):
     client = redis.RedisCluster.from_url(cluster.url)
     per_user = [key for key in keys.DECLARED if key.owner == "user"]
     per_email = [key for key in keys.DECLARED if key.owner == "email"]
+    per_address = [key for key in keys.DECLARED if key.owner == "address"]
     with app.app_context():  # every declared key, as the store modules build them
         user_keys = [key(42, "x" if key.suffix else None) for key in per_user]
         email_keys = {email: [key(email) for key in per_email] for email in ("}a@example.com", "a{b}@example.com")}
-    assert len(per_user) >= 7 and len(per_email) >= 4
+        address_keys = [key("::1", window) for key in per_address for window in ("10/1", "120/60")]
+    assert len(per_user) >= 7 and len(per_email) >= 4 and len(per_address) >= 1
     assert len({client.keyslot(key) for key in user_keys}) == 1
     for same_email in email_keys.values():
         assert len({client.keyslot(key) for key in same_email}) == 1
+    assert len({client.keyslot(key) for key in address_keys}) == 1  # a limit's windows, counted in one script
     client.close()
