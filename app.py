@@ -55,7 +55,8 @@ def configure(app: Flask, config: Any) -> None:
         "pool_size": database.pool_size,
         "max_overflow": database.max_overflow,
         "pool_recycle": database.pool_recycle,
-        "pool_pre_ping": database.pool_pre_ping,
+        # With workarounds.pre_ping_by_socket, workarounds.py tests a connection at checkout instead.
+        "pool_pre_ping": database.pool_pre_ping and not config.workarounds.pre_ping_by_socket,
         "pool_timeout": database.pool_timeout,
         # Every connection comes back through a Session or Connection that has already rolled
         # its transaction back; the pool's own reset would send a second ROLLBACK per request.

@@ -271,6 +271,8 @@ class WorkaroundsSection(_Section):
         load_default=True, **_doc("a stopping gunicorn worker leaves the port's group at once"))
     zxcvbn_passwords_line = fields.Boolean(load_default=True,
                                            **_doc("read zxcvbn's common passwords alone, not its 12 MB of lists"))
+    pre_ping_by_socket = fields.Boolean(
+        load_default=True, **_doc("database.pool_pre_ping looks at the socket instead of a round trip to the server"))
 
 
 class RootSection(_Section):

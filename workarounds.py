@@ -14,14 +14,17 @@ import importlib.util
 import logging
 import os
 import select
+import socket
 import time
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, request
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 
-from extensions import limiter
+from extensions import db, limiter
 
 
 def apply(app: Flask) -> None:
@@ -30,11 +33,39 @@ def apply(app: Flask) -> None:
         _drop_idle_limiter_hooks(app)
     if switches.cors_only_with_origin:
         _cors_only_with_origin(app)
+    if switches.pre_ping_by_socket and app.config["SETTINGS"].database.pool_pre_ping:
+        with app.app_context():
+            event.listen(db.engine, "checkout", _refuse_a_closed_connection)
     if switches.skip_log_caller_lookup:
         # No format here or in gunicorn's shows the caller's file and line: skip the stack walk that
         # finds them for every record (the setting the logging HOWTO gives under "Optimization").
         # It is process-wide: once one app of the process set it, it stays set.
         logging._srcfile = None
+
+
+def _refuse_a_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """database.pool_pre_ping without the round trip: a pooled connection is tested by its socket.
+
+    SQLAlchemy's pre-ping sends MariaDB a ping at every checkout, one round trip in every request
+    that reads or writes. A server that went away (a restart, wait_timeout, a kill) closed the
+    socket, which then reads as an end of file (or an error) at once and without a round trip; an
+    idle connection of ours has nothing else to read. So a socket with anything to read is
+    refused: DisconnectionError makes the pool drop it and check out another, as a failed ping
+    would. A server whose host vanished without closing is not seen here, nor by a ping before its
+    read_timeout. PyMySQL's socket is private (_sock). Off: SQLAlchemy's ping, a round trip each.
+    """
+    sock = dbapi_connection._sock
+    if sock is None:
+        raise DisconnectionError("the connection is closed")
+    if not select.select([sock], [], [], 0)[0]:
+        return  # nothing to read: the server has not closed it
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return
+    except OSError:
+        pass
+    raise DisconnectionError("the server closed the connection, or sent what nobody asked for")
 
 
 def common_passwords() -> frozenset[str]:

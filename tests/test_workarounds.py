@@ -1,16 +1,20 @@
 """With every workaround switched off the app is the libraries as they ship, and still does its job."""
 
 import logging
+import time
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
-from extensions import limiter
+import codes
+from extensions import db, limiter
+from tests.helpers import TEST_DB_URL, login, register
 from tests.live import Gunicorn
 
 ALL_OFF = {"workarounds__drop_idle_limiter_hooks": False, "workarounds__cors_only_with_origin": False,
            "workarounds__skip_log_caller_lookup": False, "workarounds__gthread_leave_reuse_port_group": False,
-           "workarounds__zxcvbn_passwords_line": False}
+           "workarounds__zxcvbn_passwords_line": False, "workarounds__pre_ping_by_socket": False}
 
 
 def limiter_hooks(app):
@@ -46,6 +50,31 @@ def test_a_whole_story_works_with_every_workaround_off(make_app, monkeypatch):
                for _ in range(4)]
     assert [answer.status_code for answer in answers] == [401, 401, 401, 429]
     assert answers[-1].headers["Retry-After"]
+
+
+@pytest.mark.parametrize(("by_socket", "pre_ping", "answered"), [
+    (True, True, 200),  # the default: the socket shows the server closed it
+    (False, True, 200),  # SQLAlchemy's ping finds it dead
+    (False, False, 503),  # nothing looks: the request meets the closed connection
+])
+def test_a_connection_the_database_closed_between_requests_is_replaced_at_checkout(
+        make_app, by_socket, pre_ping, answered):
+    app = make_app(database__pool_size=1, database__max_overflow=0, database__pool_pre_ping=pre_ping,
+                   workarounds__pre_ping_by_socket=by_socket)
+    client = app.test_client()
+    register(client, "kept@example.com")
+    with app.app_context():  # the pool's one connection, as MariaDB knows it
+        pooled = db.session.scalar(text("SELECT CONNECTION_ID()"))
+        db.session.remove()
+    admin = create_engine(TEST_DB_URL)  # another client closes it, as a restart or wait_timeout would
+    with admin.connect() as conn:
+        conn.execute(text(f"KILL CONNECTION {int(pooled)}"))
+    admin.dispose()
+    time.sleep(0.2)
+    answer = login(client, "kept@example.com")
+    assert answer.status_code == answered
+    if answered == 503:
+        assert answer.get_json()["code"] == codes.SERVICE_UNAVAILABLE.code
 
 
 @pytest.mark.live
