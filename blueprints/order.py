@@ -32,7 +32,7 @@ def products():
 
 
 @bp.post("/create")
-@login_required
+@login_required(drops=orders.pages_key)
 @response(OrderCreatedSchema, status=201, also={200: OrderCreatedSchema},
           errors=[codes.ORDER_PRODUCT_NOT_FOUND, codes.ORDER_IDEMPOTENCY_CONFLICT, codes.ORDER_CURRENCY_NOT_SUPPORTED,
                   codes.PAYMENT_PROVIDER_NOT_FOUND, codes.PAYMENT_PROVIDER_ERROR])

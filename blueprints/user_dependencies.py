@@ -21,9 +21,9 @@ from store import sessions
 MAX_TOKEN_LENGTH = 4096
 
 
-# What a view wants read with the token check: the Redis key it names, built from the user id
-# and the view's arguments (the order module's status snapshot, say).
-Prefetch = Callable[[int, dict[str, Any]], str]
+# A key of the caller's that a view wants read (or deleted) with the token check, built from the
+# user id and the view's arguments (the order module's status snapshot, say).
+KeyOf = Callable[[int, dict[str, Any]], str]
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,10 @@ class UserContext:
     prefetched: str = field(default="", repr=False)  # see login_required(prefetch=)
 
 
-def get_current_user(prefetch: Prefetch | None = None, view_args: dict[str, Any] | None = None) -> UserContext:
+def get_current_user(prefetch: KeyOf | None = None, view_args: dict[str, Any] | None = None,
+                     drops: KeyOf | None = None) -> UserContext:
     """Verify the Bearer token's signature, expiry and type, then that Redis still holds it;
-    in the same round trip, read the key prefetch names, if given."""
+    in the same round trip, read the key prefetch names and delete the key drops names, if given."""
     header = request.headers.get("Authorization", "")
     if not header:
         raise ApiError(codes.AUTH_TOKEN_MISSING)
@@ -48,7 +49,8 @@ def get_current_user(prefetch: Prefetch | None = None, view_args: dict[str, Any]
         raise ApiError(codes.AUTH_TOKEN_INVALID)
     claims = _access_claims(token)
     also = prefetch(claims["uid"], view_args or {}) if prefetch else None
-    snapshots = sessions.check_access(claims["uid"], token, also)  # one round trip: liveness, user, also
+    drop = drops(claims["uid"], view_args or {}) if drops else None
+    snapshots = sessions.check_access(claims["uid"], token, also, drop)  # one round trip: liveness, user, also
     if snapshots is None:
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
     snapshot, prefetched = snapshots
@@ -76,17 +78,19 @@ def _verified_access_claims(token: str, secret: str, algorithm: str) -> dict[str
     return tokens.decode(token, "access")
 
 
-def login_required(view: Callable | None = None, *, prefetch: Prefetch | None = None) -> Callable:
+def login_required(view: Callable | None = None, *, prefetch: KeyOf | None = None,
+                   drops: KeyOf | None = None) -> Callable:
     """Run the view only for a valid, live access token; current_user() gives its context.
 
     prefetch names a key of the caller's that the view reads anyway: it comes back with the token
-    check (current_user().prefetched), at no extra round trip.
+    check (current_user().prefetched), at no extra round trip. drops names one that the view is
+    about to make stale: it is deleted in that same round trip, before the view runs.
     """
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            g.user_context = get_current_user(prefetch, kwargs)
+            g.user_context = get_current_user(prefetch, kwargs, drops)
             g.user_id = g.user_context.user_id  # for the request log line
             return view(*args, **kwargs)
 

@@ -62,14 +62,13 @@ def _fingerprint(product_id: str, quantity: int, provider: str) -> str:
 
 def create_order(user_id: int, data: dict[str, Any], idempotency_key: str | None) -> tuple[Dumped, bool]:
     """A new PENDING order and its payment request, as OrderCreatedSchema shows them, and whether it
-    was created now: a repeated Idempotency-Key answers the first order (False)."""
+    was created now: a repeated Idempotency-Key answers the first order (False).
+
+    The caller's token check has dropped the user's list pages (the view's login_required(drops=
+    pages_key)); commit_new_order drops them again after the commit."""
     provider = data["provider"] or settings.payment.default
     fingerprint = _fingerprint(data["product_id"], data["quantity"], provider)
-    order = _by_idempotency_key(user_id, idempotency_key) if idempotency_key else None
-    created = order is None
-    if created:
-        order, created = _insert(user_id, data["product_id"], data["quantity"], provider, idempotency_key,
-                                 fingerprint)
+    order, created = _insert(user_id, data["product_id"], data["quantity"], provider, idempotency_key, fingerprint)
     if idempotency_key and order.request_fingerprint != fingerprint:
         raise ApiError(codes.ORDER_IDEMPOTENCY_CONFLICT, data={"order_no": order.order_no})
     if not created:
@@ -80,6 +79,11 @@ def create_order(user_id: int, data: dict[str, Any], idempotency_key: str | None
     if payment is not None and payment.checkout:
         _remember_checkout(order.order_no, payment)
     return Dumped({**_as_shown(order), "payment": _payment_schema.dump(payment) if payment else None}), created
+
+
+def pages_key(user_id: int, view_args: dict[str, Any]) -> str:
+    """For login_required(drops=): the user's cached list pages, which a new order makes stale."""
+    return order_cache.PAGES(user_id)
 
 
 def _remember_checkout(order_no: str, payment: PaymentRequest) -> None:
@@ -142,13 +146,23 @@ def _by_idempotency_key(user_id: int, key: str) -> OrderModel | None:
 
 def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: str | None,
             fingerprint: str) -> tuple[OrderModel, bool]:
-    """Insert and commit; (order, True), or (the parallel winner, False) when the same key won."""
+    """Insert and commit; (order, True), or (the first order, False) when the key was used before.
+
+    The key's order is looked up only when the insert meets it: most keys are new, and a replay pays
+    the failed insert instead of every request paying a lookup."""
     product = catalog.find_product(product_id)
-    if product is None:
-        raise ApiError(codes.ORDER_PRODUCT_NOT_FOUND)
-    currencies = payments.get_provider(provider).currencies
-    if currencies is not None and product.currency not in currencies:  # Alipay would charge yuan for dollars
-        raise ApiError(codes.ORDER_CURRENCY_NOT_SUPPORTED, data={"currency": product.currency, "provider": provider})
+    try:
+        if product is None:
+            raise ApiError(codes.ORDER_PRODUCT_NOT_FOUND)
+        currencies = payments.get_provider(provider).currencies
+        if currencies is not None and product.currency not in currencies:  # Alipay would charge yuan for dollars
+            raise ApiError(codes.ORDER_CURRENCY_NOT_SUPPORTED,
+                           data={"currency": product.currency, "provider": provider})
+    except ApiError:
+        earlier = _by_idempotency_key(user_id, key) if key else None
+        if earlier is None:
+            raise
+        return earlier, False  # a replay answers its order, even of a product retired since
     for attempt in range(INSERT_ATTEMPTS):
         now = utcnow()
         row = {"order_no": new_order_no(now), "user_id": user_id, "product_id": product_id, "quantity": quantity,
@@ -162,16 +176,16 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
             # rest of the request, for one row whose every value is known here.
             order_id = db.session.execute(_INSERT_ORDER, row).lastrowid
         except IntegrityError:
-            # Either a parallel request with the same key committed first (answer its order),
-            # or the random order_no was taken (draw again).
+            # Either the key was used before (a replay, or a parallel request that committed
+            # first: answer its order), or the random order_no was taken (draw again).
             db.session.rollback()
-            winner = _by_idempotency_key(user_id, key) if key else None
-            if winner is not None:
-                return winner, False
+            earlier = _by_idempotency_key(user_id, key) if key else None
+            if earlier is not None:
+                return earlier, False
             if attempt == INSERT_ATTEMPTS - 1:
                 raise
             continue
-        commit_order_write(user_id)
+        commit_new_order(user_id)
         metrics.order("created")
         # Not in the session: what the answer and the provider read, without a query.
         return OrderModel(id=order_id, **row), True
@@ -255,9 +269,25 @@ def _as_shown(order: OrderModel) -> dict[str, Any]:
     return _order_schema.dump(order)
 
 
-def commit_order_write(user_id: int, order: OrderModel | None = None) -> dict[str, Any] | None:
-    """Commit a change to the user's orders, with the Redis copies kept right around it; for a
-    change to one order (a cancel, a payment), returns that order as now shown.
+def commit_new_order(user_id: int) -> None:
+    """Commit a new order, then drop the user's list pages, taking any that a reader stored since
+    the token check dropped them.
+
+    A new order has no snapshot and no reader holds it yet, so no hold is needed as for a change
+    (commit_order_write). The commit stands whatever Redis says then, so that failure is logged,
+    not answered: at worst a page that a reader stored between the check and the commit lacks the
+    new order until order_cache.PAGES_TTL.
+    """
+    commit()
+    try:
+        order_cache.drop_pages(user_id)
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as error:
+        _log_stale(error, user_id)
+
+
+def commit_order_write(user_id: int, order: OrderModel) -> dict[str, Any]:
+    """Commit a change to one of the user's orders (a cancel, a payment), with the Redis copies kept
+    right around it; returns that order as now shown.
 
     Before the commit, begin_order_write drops the user's list pages and the order's snapshot and
     holds readers from storing pages: a Redis that cannot hear it stops the write uncommitted.
@@ -267,10 +297,8 @@ def commit_order_write(user_id: int, order: OrderModel | None = None) -> dict[st
     a status snapshot that a reader stored between begin and commit shows the old state until
     order_cache.SNAPSHOT_TTL (pages stay held back until order_cache.PAGES_TTL).
     """
-    order_no = shown = None
-    if order is not None:
-        db.session.refresh(order)  # the transition's UPDATE went around the instance
-        order_no, shown = order.order_no, _as_shown(order)
+    db.session.refresh(order)  # the transition's UPDATE went around the instance
+    order_no, shown = order.order_no, _as_shown(order)
     order_cache.begin_write(user_id, order_no)
     try:
         commit()
@@ -285,8 +313,12 @@ def _end_order_write(user_id: int, order_no: str | None = None, shown: dict[str,
     try:
         order_cache.end_write(user_id, order_no, shown)
     except (redis.RedisError, redis.exceptions.RedisClusterException) as error:
-        log.warning("order caches not renewed after a write", extra={"fields": {
-            "user_id": user_id, "order_no": order_no, "error": error.__class__.__name__}})
+        _log_stale(error, user_id, order_no)
+
+
+def _log_stale(error: Exception, user_id: int, order_no: str | None = None) -> None:
+    log.warning("order caches not renewed after a write", extra={"fields": {
+        "user_id": user_id, "order_no": order_no, "error": error.__class__.__name__}})
 
 
 def list_orders(user_id: int, page: int, page_size: int, status: str | None) -> dict[str, Any] | Dumped:

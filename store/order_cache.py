@@ -1,6 +1,6 @@
 """The order cache: each order's snapshot, and the user's list pages with the count of their open
 order writes, so that status and list reads need no database query (services/orders.py keeps it
-true: see begin_write and end_write).
+true: see begin_write and end_write, and drop_pages for a new order).
 
 Keys:
 
@@ -90,6 +90,11 @@ def read_page(user_id: int, field: str) -> tuple[str, str]:
 def save_page(user_id: int, field: str, version: str, page: dict[str, Any]) -> bool:
     """Store a page read from the database, unless an order write began since version was read."""
     return bool(lua.run(_SAVE_ORDER_PAGE, [PAGES(user_id), WRITES(user_id)], field, version, json.dumps(page)))
+
+
+def drop_pages(user_id: int) -> None:
+    """After the commit of a new order: the user's list pages are stale (a new version starts)."""
+    redis_store.client.delete(PAGES(user_id))
 
 
 def begin_write(user_id: int, order_no: str | None = None) -> None:

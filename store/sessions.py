@@ -170,13 +170,16 @@ end
 return {'unknown', ''}
 """
 
-# KEYS: access, user snapshot[, order snapshot] (only what it reads: every authenticated request
-# sends them). ARGV: md5, now. Returns false when the token is not live, else the snapshots ('' if
-# missing).
+# KEYS: access, user snapshot, then the keys to read, then the keys to delete (only what it touches:
+# every authenticated request sends them). ARGV: md5, now, how many keys to read. Returns false
+# when the token is not live, else the snapshot and what was read ('' if missing).
 _CHECK_ACCESS = """
 local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not exp or tonumber(exp) <= tonumber(ARGV[2]) then return false end
-return {redis.call('GET', KEYS[2]) or '', KEYS[3] and redis.call('GET', KEYS[3]) or ''}
+local reads = tonumber(ARGV[3])
+local found = {redis.call('GET', KEYS[2]) or '', reads > 0 and redis.call('GET', KEYS[3]) or ''}
+for i = 3 + reads, #KEYS do redis.call('DEL', KEYS[i]) end
+return found
 """
 
 # ARGV: sid
@@ -233,13 +236,17 @@ def rotate(user_id: int, presented: str, generation: int, issued: Issued, grace:
     return Rotation(outcome, (value or issued.refresh_token) if outcome in ("rotated", "grace") else None)
 
 
-def check_access(user_id: int, token: str, also: str | None = None) -> tuple[str, str] | None:
+def check_access(user_id: int, token: str, also: str | None = None, drop: str | None = None) -> tuple[str, str] | None:
     """One round trip: None if the access token is not live, else (the user's snapshot, the value
-    of also, another key of the same user that the caller wants), '' for one absent or not asked for."""
+    of also, another key of the same user that the caller wants), '' for one absent or not asked
+    for; and, when the token is live, delete drop, a key of the same user that the caller is about
+    to make stale."""
     wanted = [ACCESS(user_id), user_snapshot.SNAPSHOT(user_id)]
     if also:
         wanted.append(also)
-    result = lua.run(_CHECK_ACCESS, wanted, fingerprint(token), time.time())
+    if drop:
+        wanted.append(drop)
+    result = lua.run(_CHECK_ACCESS, wanted, fingerprint(token), time.time(), 1 if also else 0)
     return None if result is None else tuple(result)
 
 
