@@ -155,3 +155,23 @@ def test_the_configuration_reference_lists_every_setting_as_the_schema_defines_i
     # `flask --app app config-reference > docs/configuration.md` after changing a setting.
     assert reference() in (ROOT / "docs" / "configuration.md").read_text()
     assert "| `auth.lockout_minutes` | `15` |" in reference()
+
+
+def test_tls_to_the_database_only_when_the_url_asks_for_it(make_app):
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from extensions import db
+    from tests.helpers import TEST_DB_URL
+
+    with make_app().app_context():
+        raw = db.session.connection().connection.dbapi_connection
+        # No TLS attempt, so no SSL context (the CA bundle: 1 MB and 20 ms) built for each connection.
+        assert getattr(raw, "ctx", None) is None
+        assert db.session.scalar(text("SELECT 1")) == 1
+    asked = make_url(TEST_DB_URL).update_query_dict({"ssl_ca": "/etc/ssl/certs/ca-certificates.crt"})
+    asking = make_app(database__url=asked.render_as_string(hide_password=False))
+    # Required once asked: this server offers no TLS (or none with a certificate that bundle signed).
+    with asking.app_context(), pytest.raises(OperationalError):
+        db.session.execute(text("SELECT 1"))
