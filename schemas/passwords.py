@@ -18,7 +18,8 @@ LIKE_EMAIL = _l("The password must not be the name in your email address.")
 
 
 def refuse_common(value: str) -> None:
-    if value.lower() in workarounds.common_passwords():  # the list is lower-cased: "Password" is as common
+    # The list is lower-cased ("Password" is as common) and comma-separated (no entry holds a comma).
+    if "," not in value and f",{value.lower()}," in workarounds.common_passwords():
         raise ValidationError(str(TOO_COMMON))  # in the request's language: marshmallow wants a str
 
 

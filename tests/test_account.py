@@ -250,6 +250,11 @@ def test_a_common_password_is_refused_at_register_change_and_reset_in_both_langu
     assert reset.status_code == 422 and "new_password" in reset.get_json()["data"]["fields"]
 
 
+def test_two_common_passwords_joined_by_a_comma_are_not_one(client):
+    assert client.post("/api/client/auth/register", json={"email": "comma@example.com",
+                                                          "password": "123456,password"}).status_code == 201
+
+
 def test_a_password_that_is_the_name_in_the_email_is_refused(client):
     named = "The password must not be the name in your email address."
     registered = client.post("/api/client/auth/register", json={"email": "margherita@example.com",
