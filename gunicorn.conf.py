@@ -2,9 +2,11 @@
 
 gthread workers, one per core, 4 threads each: while a thread waits on Redis or
 MariaDB another one uses the core, and keep-alive connections stay open.
-GUNICORN_WORKER_CLASS=gevent runs gevent workers instead (GUNICORN_WORKER_CONNECTIONS
-each): then gevent patches the standard library here, before the app and the libraries
-it imports create a lock or a socket, since the app is preloaded in the master.
+GUNICORN_WORKER_CLASS=gevent runs gevent workers instead (GUNICORN_WORKER_CONNECTIONS each,
+100): gevent then patches the standard library here, before the app and the libraries it
+imports create a lock or a socket, since the app is preloaded in the master, and argon2 runs on
+a real thread (services/auth.py). `make bench` measured both and more processes with fewer
+threads; why gthread stays the default is in docs/performance.md, "Worker models".
 
 reuse_port gives every worker a listening socket of its own, and the kernel
 spreads new connections over them. With the one socket shared by all workers, the
@@ -14,7 +16,8 @@ ceiling fall to a third in such runs. With reuse_port both workers stay busy.
 The price: a second server started on the same port by the same user joins the
 group instead of failing, and a worker that stops must leave the group as it stops
 accepting (workarounds.leave_reuse_port_group_on_stop), or the connections the kernel goes on handing
-it would wait and then be reset.
+it would wait and then be reset. gevent workers have no such hook: one that stops resets what was
+queued on its listener (the recycling test in tests/test_gunicorn.py sees a few per run).
 
 With app.metrics on, each worker writes its Prometheus values to files of its own in
 PROMETHEUS_MULTIPROC_DIR, and a scrape of any worker adds up all of them (metrics.py).
@@ -36,7 +39,8 @@ from config import ConfigError, load_config  # noqa: E402
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", 1000))
+# Per gevent worker; each may use the database at once up to database.pool_size + max_overflow (60).
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", 100))
 reuse_port = True
 timeout = 30
 graceful_timeout = 20
