@@ -1,4 +1,4 @@
-"""The one way to end a transaction, and the one way to read a page of rows.
+"""The ways to end a transaction, and the one way to read a page of rows.
 
 Services commit; models and views never do. A failed commit is rolled back before the error
 goes on, so the request's session is clean for the error handler and the next request.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import CursorResult, Executable, Select, func, select
 
 from extensions import db
 
@@ -20,6 +20,14 @@ def commit() -> None:
     except BaseException:
         db.session.rollback()
         raise
+
+
+def execute_alone(statement: Executable, params: dict[str, Any]) -> CursorResult:
+    """Run one write in a transaction of its own, committed (rolled back if it fails), outside the
+    request's session: for a write that nothing else joins, such as a new order's INSERT, where the
+    session's bookkeeping around a statement and its commit cost more than the statement."""
+    with db.engine.begin() as connection:
+        return connection.execute(statement, params)
 
 
 def paginate(query: Select, page: int, page_size: int, *order_by: Any, total: int | None = None) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from models.base import utcnow
 from schemas.common import Dumped
 from schemas.order import DEFAULT_PAGE_SIZE, OrderPageSchema, OrderSchema, PaymentRequestSchema
 from services import catalog, payments
-from services.base import commit, paginate
+from services.base import commit, execute_alone, paginate
 from services.payments.base import Notification, PaymentRequest, ProviderError
 from store import order_cache
 
@@ -65,7 +65,7 @@ def create_order(user_id: int, data: dict[str, Any], idempotency_key: str | None
     was created now: a repeated Idempotency-Key answers the first order (False).
 
     The caller's token check has dropped the user's list pages (the view's login_required(drops=
-    pages_key)); commit_new_order drops them again after the commit."""
+    pages_key)); new_order_committed drops them again after the commit."""
     provider = data["provider"] or settings.payment.default
     fingerprint = _fingerprint(data["product_id"], data["quantity"], provider)
     order, created = _insert(user_id, data["product_id"], data["quantity"], provider, idempotency_key, fingerprint)
@@ -172,12 +172,15 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
                "request_fingerprint": fingerprint if key else None, "created_at": now,
                "expires_at": now + timedelta(seconds=settings.order.expire_seconds), "refunded_amount": 0}
         try:
-            # A plain INSERT of the table's row: the ORM's unit of work would cost more than the
-            # rest of the request, for one row whose every value is known here.
-            order_id = db.session.execute(_INSERT_ORDER, row).lastrowid
+            # A plain INSERT of the table's row, committed on its own: the ORM's unit of work and
+            # the session would cost more than the rest of the request, for one row whose every
+            # value is known here.
+            order_id = execute_alone(_INSERT_ORDER, row).lastrowid
         except IntegrityError:
             # Either the key was used before (a replay, or a parallel request that committed
-            # first: answer its order), or the random order_no was taken (draw again).
+            # first: answer its order), or the random order_no was taken (draw again). The
+            # rollback ends any transaction an earlier read of this request began, whose view of
+            # the database would predate that parallel commit.
             db.session.rollback()
             earlier = _by_idempotency_key(user_id, key) if key else None
             if earlier is not None:
@@ -185,7 +188,7 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
             if attempt == INSERT_ATTEMPTS - 1:
                 raise
             continue
-        commit_new_order(user_id)
+        new_order_committed(user_id)
         metrics.order("created")
         # Not in the session: what the answer and the provider read, without a query.
         return OrderModel(id=order_id, **row), True
@@ -269,16 +272,15 @@ def _as_shown(order: OrderModel) -> dict[str, Any]:
     return _order_schema.dump(order)
 
 
-def commit_new_order(user_id: int) -> None:
-    """Commit a new order, then drop the user's list pages, taking any that a reader stored since
-    the token check dropped them.
+def new_order_committed(user_id: int) -> None:
+    """After a new order's commit: drop the user's list pages, taking any that a reader stored
+    since the token check dropped them.
 
     A new order has no snapshot and no reader holds it yet, so no hold is needed as for a change
     (commit_order_write). The commit stands whatever Redis says then, so that failure is logged,
     not answered: at worst a page that a reader stored between the check and the commit lacks the
     new order until order_cache.PAGES_TTL.
     """
-    commit()
     try:
         order_cache.drop_pages(user_id)
     except (redis.RedisError, redis.exceptions.RedisClusterException) as error:
