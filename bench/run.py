@@ -79,6 +79,7 @@ TARGETS: dict[str, tuple[str, float | None, float | None]] = {
 # reference of every table; a default that is none of these is added under its own name.
 WORKER_MODELS: dict[str, dict[str, str]] = {
     "gthread 2x4": {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4"},
+    "gthread 2x2": {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "2"},
     "gthread 4x2": {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_WORKERS": "4", "GUNICORN_THREADS": "2"},
     "gevent 2x100": {"GUNICORN_WORKER_CLASS": "gevent", "GUNICORN_WORKERS": "2", "GUNICORN_WORKER_CONNECTIONS": "100"},
 }
