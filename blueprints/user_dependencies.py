@@ -50,7 +50,7 @@ def get_current_user(prefetch: KeyOf | None = None, view_args: dict[str, Any] | 
     claims = _access_claims(token)
     also = prefetch(claims["uid"], view_args or {}) if prefetch else None
     drop = drops(claims["uid"], view_args or {}) if drops else None
-    snapshots = sessions.check_access(claims["uid"], token, also, drop)  # one round trip: liveness, user, also
+    snapshots = sessions.check_access(claims["uid"], token, also, drop)  # one round trip for all of them
     if snapshots is None:
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
     snapshot, prefetched = snapshots

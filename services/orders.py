@@ -151,17 +151,11 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
     The key's order is looked up only when the insert meets it: most keys are new, and a replay pays
     the failed insert instead of every request paying a lookup."""
     product = catalog.find_product(product_id)
-    try:
-        if product is None:
-            raise ApiError(codes.ORDER_PRODUCT_NOT_FOUND)
-        currencies = payments.get_provider(provider).currencies
-        if currencies is not None and product.currency not in currencies:  # Alipay would charge yuan for dollars
-            raise ApiError(codes.ORDER_CURRENCY_NOT_SUPPORTED,
-                           data={"currency": product.currency, "provider": provider})
-    except ApiError:
+    refusal = _refusal(product, provider)
+    if refusal is not None:
         earlier = _by_idempotency_key(user_id, key) if key else None
         if earlier is None:
-            raise
+            raise refusal
         return earlier, False  # a replay answers its order, even of a product retired since
     for attempt in range(INSERT_ATTEMPTS):
         now = utcnow()
@@ -193,6 +187,16 @@ def _insert(user_id: int, product_id: str, quantity: int, provider: str, key: st
         # Not in the session: what the answer and the provider read, without a query.
         return OrderModel(id=order_id, **row), True
     raise AssertionError("unreachable")
+
+
+def _refusal(product: Any, provider: str) -> ApiError | None:
+    """Why an order of product from provider cannot be made, or None."""
+    if product is None:
+        return ApiError(codes.ORDER_PRODUCT_NOT_FOUND)
+    currencies = payments.get_provider(provider).currencies
+    if currencies is not None and product.currency not in currencies:  # Alipay would charge yuan for dollars
+        return ApiError(codes.ORDER_CURRENCY_NOT_SUPPORTED, data={"currency": product.currency, "provider": provider})
+    return None
 
 
 def _owned(user_id: int, order_no: str) -> OrderModel:
