@@ -27,8 +27,9 @@ from store import keys, lua
 REFRESH = keys.per_address("refresh_limit", suffix="<amount>/<seconds>")
 
 # A Lua function for the scripts that count a hit: KEYS[first ...] are the windows' lists, and
-# ARGV[arg ...] their amounts and lengths in seconds, two by two. Returns the seconds to wait when
-# refused (a hit is then recorded nowhere), else false (a hit is recorded in every window).
+# ARGV[arg ...] their amounts and lengths in seconds, two by two; ARGV[1] is now (see now()), the
+# time a hit records. Returns the seconds to wait when refused (a hit is then recorded nowhere),
+# else false (a hit is recorded in every window).
 MOVING_WINDOW = """
 local function over_limit(first, count, arg, now)
   for i = 0, count - 1 do
