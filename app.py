@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,7 @@ def configure(app: Flask, config: Any) -> None:
             "connect_timeout": database.connect_timeout,
             "read_timeout": database.read_timeout,
             "write_timeout": database.read_timeout,
-            # TLS only when the URL asks for it (?ssl_ca=...): else PyMySQL tries TLS unverified,
-            # building an SSL context per connection (1 MB and 20 ms each: the CA bundle).
-            "ssl_disabled": not any(key.startswith("ssl") for key in make_url(database.url).query),
+            "ssl_disabled": no_tls_needed(database.url),
         },
     }
     redis_cfg = config.redis
@@ -87,6 +86,24 @@ def configure(app: Flask, config: Any) -> None:
     trusted = config.app.trusted_proxies
     if trusted:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted)
+
+
+def no_tls_needed(url: str) -> bool:
+    """A server on this machine, and a URL that names no TLS option (?ssl_ca=...): no TLS.
+
+    Else PyMySQL tries TLS on every connection, unverified, and builds an SSL context for each from
+    the system's CA bundle (1 MB and 20 ms): for a server on loopback that buys nothing. A server
+    elsewhere keeps PyMySQL's way (TLS whenever it offers it); ssl_ca= in the URL makes it verified
+    and required.
+    """
+    parsed = make_url(url)
+    if any(key.startswith("ssl") for key in parsed.query):
+        return False
+    host = parsed.host or "localhost"
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost
+        return False
 
 
 def register_extensions(app: Flask) -> None:

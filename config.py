@@ -97,8 +97,9 @@ class AppSection(_Section):
 
 class DatabaseSection(_Section):
     url = fields.String(required=True, **_doc("SQLAlchemy URL, `mysql+pymysql://user:pw@host:3306/db?charset=utf8mb4`; "
-                                               "TLS to the server with PyMySQL's `ssl_ca=` (and `ssl_cert=`, "
-                                               "`ssl_key=`) in the query, none without"))
+                                               "`ssl_ca=` (and `ssl_cert=`, `ssl_key=`) in the query: TLS, "
+                                               "verified and required; without: none to a server on "
+                                               "loopback, else TLS whenever the server offers it"))
     pool_size = fields.Integer(load_default=20, validate=validate.Range(min=1),
                                **_doc("connections each worker keeps open"))
     max_overflow = fields.Integer(load_default=40, validate=validate.Range(min=0),

@@ -39,8 +39,9 @@ from config import ConfigError, load_config  # noqa: E402
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
-# Per gevent worker; each may use the database at once up to database.pool_size + max_overflow (60).
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", 100))
+# Connections a worker serves at once. gevent: 100, each of which may use the database at once up to
+# database.pool_size + max_overflow (60); gthread: gunicorn's 1000, served by its threads in turn.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", 100 if worker_class == "gevent" else 1000))
 reuse_port = True
 timeout = 30
 graceful_timeout = 20

@@ -14,7 +14,6 @@ import importlib.util
 import logging
 import os
 import select
-import socket
 import time
 from functools import cache, partial
 from pathlib import Path
@@ -48,24 +47,20 @@ def _refuse_a_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) 
 
     SQLAlchemy's pre-ping sends MariaDB a ping at every checkout, one round trip in every request
     that reads or writes. A server that went away (a restart, wait_timeout, a kill) closed the
-    socket, which then reads as an end of file (or an error) at once and without a round trip; an
-    idle connection of ours has nothing else to read. So a socket with anything to read is
-    refused: DisconnectionError makes the pool drop it and check out another, as a failed ping
-    would. A server whose host vanished without closing is not seen here, nor by a ping before its
-    read_timeout. PyMySQL's socket is private (_sock). Off: SQLAlchemy's ping, a round trip each.
+    socket, which then polls readable (an end of file, a TLS close alert, an error) at once and
+    without a round trip; an idle connection of ours has nothing else to read. So a socket with
+    anything to read is refused: DisconnectionError makes the pool drop it and check out another,
+    as a failed ping would. poll, not select, so that a descriptor past 1024 is no error. A server
+    whose host vanished without closing is not seen here, nor by a ping before its read_timeout.
+    PyMySQL's socket is private (_sock). Off: SQLAlchemy's ping, a round trip each.
     """
     sock = dbapi_connection._sock
     if sock is None:
         raise DisconnectionError("the connection is closed")
-    if not select.select([sock], [], [], 0)[0]:
-        return  # nothing to read: the server has not closed it
-    try:
-        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return
-    except OSError:
-        pass
-    raise DisconnectionError("the server closed the connection, or sent what nobody asked for")
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed the connection, or sent what nobody asked for")
 
 
 def common_passwords() -> str:

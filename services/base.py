@@ -25,7 +25,12 @@ def commit() -> None:
 def execute_alone(statement: Executable, params: dict[str, Any]) -> CursorResult:
     """Run one write in a transaction of its own, committed (rolled back if it fails), outside the
     request's session: for a write that nothing else joins, such as a new order's INSERT, where the
-    session's bookkeeping around a statement and its commit cost more than the statement."""
+    session's bookkeeping around a statement and its commit cost more than the statement.
+
+    The session first gives back any connection it holds (ending a read it began), so that a
+    request never holds two of the pool's connections at once: with many requests at a time, each
+    holding one and waiting for a second, the pool would run dry."""
+    db.session.rollback()
     with db.engine.begin() as connection:
         return connection.execute(statement, params)
 

@@ -157,7 +157,21 @@ def test_the_configuration_reference_lists_every_setting_as_the_schema_defines_i
     assert "| `auth.lockout_minutes` | `15` |" in reference()
 
 
-def test_tls_to_the_database_only_when_the_url_asks_for_it(make_app):
+@pytest.mark.parametrize(("url", "without_tls"), [
+    ("mysql+pymysql://app@127.0.0.1:3306/shop", True),
+    ("mysql+pymysql://app@localhost/shop", True),
+    ("mysql+pymysql://app@[::1]:3306/shop", True),
+    ("mysql+pymysql://app@127.0.0.1/shop?ssl_ca=/etc/mysql/ca.pem", False),  # asked for: verified and required
+    ("mysql+pymysql://app@db.internal:3306/shop", False),  # PyMySQL's way: TLS when the server offers it
+    ("mysql+pymysql://app@10.0.0.7/shop", False),
+])
+def test_tls_is_left_out_only_for_a_server_on_loopback_that_the_url_asks_none_of(url, without_tls):
+    from app import no_tls_needed
+
+    assert no_tls_needed(url) is without_tls
+
+
+def test_a_server_on_loopback_gets_tls_only_when_the_url_asks_for_it(make_app):
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
