@@ -374,6 +374,12 @@ def cpu_per_request_us(runs: list[dict[str, Any]]) -> float:
     return statistics.median(sum(run["worker_cpu_s"].values()) / max(run["requests"], 1) * 1e6 for run in runs)
 
 
+def median_shares(runs: list[dict[str, Any]]) -> list[float]:
+    """Each worker's median share of the workers' CPU, the busiest first."""
+    return [statistics.median(run["worker_share"][i] for run in runs if len(run["worker_share"]) > i)
+            for i in range(max(len(run["worker_share"]) for run in runs))]
+
+
 def summarize(name: str, runs: list[dict[str, Any]], baseline: list[float]) -> dict[str, Any]:
     """A row's medians, its ratio to the median of baseline (req/s) and whether its targets are met."""
     kind, target, p99_target = TARGETS[name]
@@ -392,8 +398,7 @@ def summarize(name: str, runs: list[dict[str, Any]], baseline: list[float]) -> d
             "compared_with": kind, "baseline_rps": round(base, 1),
             "ratio": round(ratio, 3), "target": target, "p99_target_ms": p99_target, "met": all(checks),
             "cpu_us_per_request": round(cpu_per_request_us(runs), 1),
-            "worker_share": [statistics.median(run["worker_share"][i] for run in runs if len(run["worker_share"]) > i)
-                             for i in range(max(len(run["worker_share"]) for run in runs))],
+            "worker_share": median_shares(runs),
             "runs": runs, "baseline_runs": baseline}
 
 
@@ -401,8 +406,7 @@ def summarize_ceiling(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"rps": median_of(runs, "rps"), "p50_ms": median_of(runs, "p50_us") / 1000,
             "p99_ms": median_of(runs, "p99_us") / 1000, "errors": sum(run["errors"] for run in runs),
             "cpu_us_per_request": round(cpu_per_request_us(runs), 1),
-            "worker_share": [statistics.median(r["worker_share"][i] for r in runs if len(r["worker_share"]) > i)
-                             for i in range(max(len(r["worker_share"]) for r in runs))], "runs": runs}
+            "worker_share": median_shares(runs), "runs": runs}
 
 
 def target_table(rows: list[dict[str, Any]], reference: dict[str, Any]) -> str:

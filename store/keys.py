@@ -7,9 +7,9 @@ a Redis Cluster slot, so a Lua script that touches several of them runs there un
 or an address is tagged by a digest: it may hold braces, which would cut its tag short, and a key
 need not carry it.
 
-Each store module declares its keys here with per_user / per_email and builds them only through
-what those return; tests/test_store.py checks that every key a story leaves in Redis is one of
-DECLARED. Flask-Limiter's keys start with LIMITER_PREFIX (its storage adds ``:LIMITER/...``).
+Each store module declares its keys here with per_user / per_email / per_address and builds them
+only through what those return; tests/test_store.py checks that every key a story leaves in Redis
+is one of DECLARED. Flask-Limiter's keys start with LIMITER_PREFIX (its storage adds ``:LIMITER/...``).
 """
 
 from __future__ import annotations

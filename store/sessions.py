@@ -220,12 +220,13 @@ def rotate(user_id: int, presented: str, generation: int, issued: Issued, grace:
     'unknown' (never issued, logged out or expired: refused) or 'limited' (over the
     limit: nothing was done, nor counted).
     """
-    counted_here = limit is not None and not redis_store.cluster
-    if limit is not None and not counted_here:
+    windows = address_limits.Windows([], [])  # counted in the rotation's script, if any
+    if limit is not None and redis_store.cluster:  # the address's keys are in another slot
         wait = address_limits.hit(limit)
         if wait:
             return Rotation("limited", retry_after=wait)
-    windows = limit if counted_here else address_limits.Windows([], [])
+    elif limit is not None:
+        windows = limit
     outcome, value = lua.run(_ROTATE, [*_keys(user_id), NEXT_REFRESH(user_id, issued.sid), *windows.keys],
                              address_limits.now(), fingerprint(presented), generation,
                              issued.sid, fingerprint(issued.access_token), issued.access_exp,
