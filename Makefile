@@ -54,3 +54,4 @@ extract-messages: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/python scripts/import_cycles.py

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 from flask import Flask, request
 
 import codes
-from config import settings
+from config import ConfigError, settings
+from models import REFUSED_OUTCOMES
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -90,6 +91,8 @@ def init_app(app: Flask) -> None:
     if not config.app.metrics:
         return
     if _metrics is None:
+        if os.environ.get(MULTIPROC_ENV):  # outside gunicorn (a flask command) nothing has made it yet
+            _make_dir(Path(os.environ[MULTIPROC_ENV]))
         _metrics = _declare()
     # Every known series from the start, at 0: a rate over a series that appears only at its first
     # event misses that event.
@@ -193,11 +196,7 @@ def notification(provider: str, outcome: str) -> None:
 def notification_refused(provider: str, error: Any) -> None:
     """A notification answered with an error. Those of a stored outcome (amount_mismatch, unknown_order)
     were counted as such by notification(); the rest (signature, age, format, a conflict) are refused."""
-    if _metrics is None:
-        return
-    from services.payments.notify import REFUSED  # here: services import this module
-
-    if error.code not in REFUSED.values():
+    if _metrics is not None and error.code not in REFUSED_OUTCOMES.values():
         _metrics.notifications.labels(provider, "refused").inc()
 
 
@@ -272,8 +271,7 @@ def prepare_multiprocess_dir(enabled: bool) -> str | None:
         return _prepared["path"]
     given = os.environ.get(MULTIPROC_ENV)
     if given:
-        path = Path(given)
-        path.mkdir(parents=True, exist_ok=True)
+        path = _make_dir(Path(given))
         for stale in path.glob("*.db"):  # counters of an earlier run's workers would be added in
             stale.unlink()
     else:
@@ -281,6 +279,16 @@ def prepare_multiprocess_dir(enabled: bool) -> str | None:
         os.environ[MULTIPROC_ENV] = str(path)
     _prepared.update(path=str(path), owned=not given)
     return str(path)
+
+
+def _make_dir(path: Path) -> Path:
+    """The multiprocess directory, made if missing: prometheus_client writes a file there at the first
+    series, and a missing directory would stop the start with a FileNotFoundError's traceback."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"{MULTIPROC_ENV}={path}: cannot make the directory: {error.strerror}") from None
+    return path
 
 
 def worker_exited(pid: int) -> None:

@@ -3,6 +3,7 @@
 from models.account_event import AccountEventModel
 from models.order import OrderModel, OrderStatus
 from models.payment import (
+    REFUSED_OUTCOMES,
     CheckoutModel,
     DevLedgerModel,
     PaymentModel,
@@ -13,4 +14,4 @@ from models.payment import (
 from models.user import UserModel
 
 __all__ = ["AccountEventModel", "CheckoutModel", "DevLedgerModel", "OrderModel", "OrderStatus", "PaymentModel",
-           "PaymentOutcome", "RefundModel", "RefundStatus", "UserModel"]
+           "PaymentOutcome", "REFUSED_OUTCOMES", "RefundModel", "RefundStatus", "UserModel"]

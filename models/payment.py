@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
+import codes
 from extensions import db
 from models.base import BINARY_COLLATION, UTCDateTime, utcnow
 
@@ -18,6 +19,11 @@ class PaymentOutcome(StrEnum):
     AMOUNT_MISMATCH = "amount_mismatch"  # amount or currency differ from the order's; order untouched
     NEEDS_REFUND = "needs_refund"  # money arrived for an order that was no longer payable
     UNKNOWN_ORDER = "unknown_order"  # names an order_no this service does not know
+
+
+# Refused after being stored, with these codes: the provider is told, and its retry is a duplicate.
+REFUSED_OUTCOMES = {PaymentOutcome.AMOUNT_MISMATCH: codes.PAYMENT_AMOUNT_MISMATCH,
+                    PaymentOutcome.UNKNOWN_ORDER: codes.ORDER_NOT_FOUND}
 
 
 class PaymentModel(db.Model):

@@ -22,7 +22,7 @@ from sqlalchemy import text
 import codes
 from extensions import db
 from tests.helpers import AUTH, ORDER, PASSWORD, bearer, notify_dev, register, wait_until
-from tests.live import ROOT, Gunicorn
+from tests.live import BIN, ROOT, Gunicorn
 
 METRICS = "/api/system/metrics"
 REQUESTS = "flask_api_http_request_duration_seconds_count"
@@ -260,6 +260,17 @@ def test_one_scrape_adds_up_both_workers_and_keeps_a_stopped_workers_counts(app,
         time.sleep(0.5)
         assert served(scrape(server)) == sent
     assert "Traceback" not in server.output()
+
+
+def test_a_flask_command_makes_a_missing_multiprocess_directory(app, tmp_path):
+    # Named but not made yet (a first run, a fresh volume): before any gunicorn start made it, a command's
+    # first counter would write there and stop the command with a FileNotFoundError.
+    directory = tmp_path / "not" / "made" / "yet"
+    env = {**Gunicorn(app__metrics="true").env, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    result = subprocess.run([str(BIN / "flask"), "--app", "app", "sync-schema", "--yes"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert directory.is_dir() and "Traceback" not in result.stderr
 
 
 @pytest.mark.live

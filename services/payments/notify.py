@@ -12,17 +12,13 @@ import codes
 import metrics
 from errors import ApiError
 from extensions import db
-from models import PaymentModel, PaymentOutcome
+from models import REFUSED_OUTCOMES, PaymentModel, PaymentOutcome
 from services import orders
 from services.base import commit
 from services.payments import refunds
 from services.payments.base import Notification, Outcome, Provider, RefundUpdate
 
 log = logging.getLogger("flask_api.payments")
-
-# Refused after being stored: the provider is told, and its retry is a duplicate.
-REFUSED = {PaymentOutcome.AMOUNT_MISMATCH: codes.PAYMENT_AMOUNT_MISMATCH,
-           PaymentOutcome.UNKNOWN_ORDER: codes.ORDER_NOT_FOUND}
 
 
 def handle_notification(provider: Provider, body: bytes, headers: Any) -> Outcome:
@@ -36,8 +32,8 @@ def handle_notification(provider: Provider, body: bytes, headers: Any) -> Outcom
     log.info("payment notification %s %s for %s: %s", provider.name, notification.transaction_id,
              notification.order_no, outcome.outcome)
     metrics.notification(provider.name, outcome.outcome)
-    if outcome.outcome in REFUSED:
-        raise ApiError(REFUSED[PaymentOutcome(outcome.outcome)], data={"order_no": notification.order_no})
+    if outcome.outcome in REFUSED_OUTCOMES:
+        raise ApiError(REFUSED_OUTCOMES[PaymentOutcome(outcome.outcome)], data={"order_no": notification.order_no})
     return outcome
 
 
