@@ -11,13 +11,13 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 SOURCES := app.py codes.py errors.py api.py blueprints schemas services models
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-.PHONY: run test test-fast setup services translations extract-messages lint bench
+.PHONY: run test test-fast setup services translations chromium extract-messages lint bench
 
 run: setup services translations
 	$(BIN)/flask --app app sync-schema --yes
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: setup services translations
+test: setup services translations chromium
 	$(BIN)/pytest
 
 test-fast: setup services translations
@@ -46,6 +46,12 @@ bench: setup services translations
 	@command -v wrk >/dev/null || { echo "[bench] installing Debian package wrk"; \
 		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
 	$(BIN)/python bench/run.py
+
+# tests/test_docs_page.py renders /api/docs in Debian's chromium (driven by Playwright, which never
+# downloads a browser of its own): installed here when missing. make test-fast leaves that test out.
+chromium:
+	@command -v chromium >/dev/null || { echo "[test] installing Debian package chromium"; \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # For developers changing messages: refresh the catalog, translate, commit the .po.
 extract-messages: setup

@@ -21,7 +21,7 @@ DOCS_PAGE = """<!doctype html>
 <link rel="stylesheet" href="/api/docs/swagger-ui.css"></head>
 <body><div id="docs"></div>
 <script src="/api/docs/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#docs"});</script>
+<script>SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#docs", displayOperationId: true});</script>
 </body></html>"""
 
 

@@ -1,6 +1,6 @@
 """Shared fixtures: an app on its own MariaDB database and Redis key prefix,
-a client, an SMTP sink on loopback, and a registered user. Fixtures only: the plain
-helpers the tests import are in tests/helpers.py."""
+a client, an SMTP sink on loopback, a registered user, and a headless browser.
+Fixtures only: the plain helpers the tests import are in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
+from playwright.sync_api import Page
 
 from app import create_app
 from extensions import db, limiter, redis_store
 from scripts.processes import free_port
 from services import schema
 from tests.helpers import PASSWORD, TEST_DB_URL, TEST_PREFIX, bearer, drop_database, recreate_database, register
+from tests.live import CHROMIUM, OfflineBrowser
 
 
 class SmtpSink:
@@ -121,3 +123,24 @@ def user(client) -> dict[str, Any]:
 @pytest.fixture
 def auth_headers(user) -> dict[str, str]:
     return bearer(user["access_token"])
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[OfflineBrowser]:
+    """One chromium for the run; a test using it starts a process, so it is marked live."""
+    if not CHROMIUM.exists():
+        # Not a skip: a browser test that never runs proves nothing.
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
+                    "(or run `apt-get install chromium`)", pytrace=False)
+    offline = OfflineBrowser().start()
+    yield offline
+    offline.stop()
+
+
+@pytest.fixture
+def page(browser: OfflineBrowser) -> Iterator[Page]:
+    """A fresh page; browser.refused then lists what this test's pages tried to reach off loopback."""
+    browser.refused.clear()
+    page = browser.new_page()
+    yield page
+    page.context.close()

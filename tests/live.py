@@ -1,6 +1,6 @@
-"""Real processes for tests that need them: gunicorn serving the app, and Redis
-or MariaDB servers of the test's own (other ports, own data), so that a test can
-stop and start them while the shared ones keep running."""
+"""Real processes for tests that need them: gunicorn serving the app, Redis or
+MariaDB servers of the test's own (other ports, own data), so that a test can
+stop and start them while the shared ones keep running, and a headless browser."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
+from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
 
 from scripts.processes import free_port, stop_gracefully
 from tests.helpers import TEST_DB_URL, TEST_PREFIX, wait_until
@@ -178,3 +180,46 @@ class RedisCluster:
     def cleanup(self) -> None:
         for node in self.nodes:
             node.cleanup()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# No sandbox: the suite runs as root. The rest stop the browser's own traffic (updates, sync, first-run pages).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+LOOPBACK = {"127.0.0.1", "localhost"}
+
+
+class OfflineBrowser:
+    """Debian's chromium, headless, driven by Playwright (which never downloads a browser here).
+
+    Its pages reach loopback only: any other request is aborted before it leaves and its URL kept
+    in `refused`, so a page that renders here renders on a machine without internet."""
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+        self.playwright: Playwright | None = None
+        self.browser: Browser | None = None
+
+    def start(self) -> OfflineBrowser:
+        self.playwright = sync_playwright().start()
+        self.browser = self.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        return self
+
+    def new_page(self) -> Page:
+        """A page in a fresh context: no cookies or storage from another page."""
+        context = self.browser.new_context()
+        context.route("**/*", self._loopback_only)
+        return context.new_page()
+
+    def _loopback_only(self, route: Route) -> None:
+        if urlsplit(route.request.url).hostname in LOOPBACK:
+            route.continue_()
+        else:
+            self.refused.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    def stop(self) -> None:
+        if self.browser:
+            self.browser.close()
+        if self.playwright:
+            self.playwright.stop()
