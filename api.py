@@ -120,6 +120,11 @@ def mark_authenticated(view: Callable) -> None:
     _contract(view)["auth"] = True
 
 
+def mark_step_up(view: Callable) -> None:
+    """The view asks for a recent sign-in too (401 10027 with RFC 9470's WWW-Authenticate)."""
+    _contract(view)["step_up"] = True
+
+
 def documented(**operation: Any) -> Callable:
     """OpenAPI facts a view's schemas cannot say (a raw body, signature headers, another answer's
     media type), merged into its operation; a path parameter given here replaces the default one."""
@@ -278,6 +283,8 @@ def _pipeline_codes(view: Callable, contract: dict[str, Any], path_args: set[str
         found.extend(BODY_CODES)
     if contract.get("auth"):
         found.extend(TOKEN_CODES)
+    if contract.get("step_up"):
+        found.append(codes.AUTH_REAUTH_REQUIRED)
     if limiter.limit_manager.decorated_limits(get_qualified_name(view)):
         found.append(codes.RATE_LIMITED)
     return found

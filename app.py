@@ -23,6 +23,7 @@ from blueprints import account, auth, order, payment, system
 from config import load_config
 from errors import ApiError
 from extensions import babel, cors, db, end_db_session, limiter, redis_store, select_locale
+from services import audit
 from store import keys
 
 __version__ = "0.1.0"
@@ -37,6 +38,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_extensions(app)
     metrics.init_app(app)
     logs.init_app(app)
+    audit.init_app(app)
     app.before_request(refuse_oversized_requests)
     errors.register_error_handlers(app)
     register_blueprints(app)

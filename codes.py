@@ -46,11 +46,12 @@ AUTH_EMAIL_CODE_INVALID = Code(10015, 400, _l("The verification code is incorrec
 AUTH_EMAIL_CODE_EXPIRED = Code(10016, 400, _l("The verification code has expired or was used up. Request a new one."))
 AUTH_EMAIL_CODE_TOO_SOON = Code(10017, 429, _l("A code was just sent. Request another in %(seconds)s seconds."))
 AUTH_EMAIL_SEND_FAILED = Code(10018, 503, _l("The verification email could not be sent. Try again later."))
-AUTH_EMAIL_CODE_BLOCKED = Code(10019, 429, _l("Too many wrong codes for this email. Try again tomorrow."))
+# 10019 (too many wrong codes for an email) is retired: wrong tries count per code.
 AUTH_SESSION_NOT_FOUND = Code(10021, 404, _l("Session not found."))
 AUTH_TWO_FACTOR_ON = Code(10024, 409, _l("Two-factor sign-in is on already."))
 AUTH_TWO_FACTOR_NOT_SET_UP = Code(10025, 409, _l("Set up two-factor sign-in first."))
 AUTH_TWO_FACTOR_CODE_INVALID = Code(10026, 401, _l("The two-factor code is incorrect or was used already."))
+AUTH_REAUTH_REQUIRED = Code(10027, 401, _l("Sign in again to do this."))
 
 # user
 USER_EMAIL_TAKEN = Code(10101, 409, _l("An account with this email already exists."))

@@ -16,10 +16,12 @@ from config import reference, settings
 from extensions import db
 from models import PaymentModel, PaymentOutcome, RefundStatus, UserModel
 from schemas.auth import normalize_email
-from services import account, audit, auth, orders
+from services import account, audit, orders
 from services.payments import dev as dev_payments
 from services.payments import reconcile, refunds
 from services.payments.base import ProviderError
+from services.signin import accounts, operators, passwords
+from services.signin import sessions as signin_sessions
 from store import sessions
 
 users = AppGroup("users", help="Operator commands for accounts.")
@@ -69,7 +71,7 @@ def _unknown(email: str) -> None:
 
 
 def _user(email: str) -> UserModel:
-    user = auth.find_user(email)
+    user = accounts.find_user(email)
     if user is None:
         _unknown(email)
     return user
@@ -80,10 +82,10 @@ def _user(email: str) -> UserModel:
 def show_user(email: str) -> None:
     """Print an account and its live session count."""
     user = _user(email)
-    for key, value in auth.public_user(user).items():
+    for key, value in signin_sessions.public_user(user).items():
         click.echo(f"{key}: {value}")
     click.echo(f"email_verified_at: {user.email_verified_at.isoformat() if user.email_verified_at else '-'}")
-    click.echo(f"locked_for_seconds: {auth.seconds_locked(user.email) or '-'}")
+    click.echo(f"locked_for_seconds: {passwords.seconds_locked(user.email) or '-'}")
     click.echo(f"live_sessions: {len(sessions.live_sessions(user.id))}")
 
 
@@ -121,7 +123,7 @@ def prune_events(older_than: timedelta) -> None:
 @email_argument
 def unlock_user(email: str) -> None:
     """Clear a lockout and the failed-login count."""
-    if auth.unlock(email) is None:
+    if operators.unlock(email) is None:
         _unknown(email)
     click.echo(f"Unlocked {email}.")
 
@@ -130,7 +132,7 @@ def unlock_user(email: str) -> None:
 @email_argument
 def revoke_user(email: str) -> None:
     """Log a user out of every session."""
-    if auth.revoke_everywhere(email) is None:
+    if operators.revoke_everywhere(email) is None:
         _unknown(email)
     click.echo(f"Revoked every session of {email}.")
 
@@ -178,12 +180,12 @@ def pay_order_command(order_no: str, url: str | None, transaction_id: str | None
 @click.option("--yes", is_flag=True, help="Delete without asking.")
 def delete_user(email: str, yes: bool) -> None:
     """Delete an account; its sessions end at once."""
-    if auth.find_user(email) is None:
+    if accounts.find_user(email) is None:
         _unknown(email)
     if not yes:
         click.confirm(f"Delete {email} for good?", abort=True)
     try:
-        auth.delete_account(email)
+        operators.delete_account(email)
     except IntegrityError:
         db.session.rollback()
         raise click.ClickException(

@@ -123,11 +123,12 @@ class RedisSection(_Section):
 
 class RateLimitsSection(_Section):
     login_per_email = fields.String(load_default="10/minute", **_doc("password logins per address"))
-    login_per_ip = fields.String(load_default="60/minute", **_doc("password logins per client address"))
-    send_code_per_email = fields.String(load_default="5/hour", **_doc("codes mailed per address"))
-    send_code_per_ip = fields.String(load_default="30/hour", **_doc("codes mailed per client address"))
-    verify_code_per_email = fields.String(load_default="10/minute", **_doc("code checks per address"))
-    verify_code_per_ip = fields.String(load_default="60/minute", **_doc("code checks per client address"))
+    login_per_ip = fields.String(load_default="60/minute",
+                                 **_doc("password and code checks per client address, all routes together"))
+    send_code_per_email = fields.String(load_default="5/hour",
+                                        **_doc("codes mailed per address, all purposes together"))
+    send_code_per_ip = fields.String(load_default="30/hour",
+                                     **_doc("codes mailed per client address, all purposes together"))
     refresh_per_ip = fields.String(load_default="120/minute", **_doc("refreshes per client address"))
 
 
@@ -159,10 +160,8 @@ class AuthSection(_Section):
                                                **_doc("seconds before another code can be sent"))
     email_code_max_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1),
                                              **_doc("wrong tries that spend one code"))
-    email_code_max_failures = fields.Integer(load_default=10, validate=validate.Range(min=1),
-                                             **_doc("wrong codes per address across resends, per window"))
-    email_code_failure_window = fields.Integer(load_default=86400, validate=validate.Range(min=1),
-                                               **_doc("seconds of that window"))
+    reauth_max_age = fields.Integer(load_default=600, validate=validate.Range(min=1),
+                                    **_doc("seconds a sign-in counts as recent for a sensitive change"))
     require_email_confirmation = fields.Boolean(
         load_default=False, **_doc("register mails a code, and only confirming it creates the account"))
     rate_limits = _section(RateLimitsSection)

@@ -5,7 +5,7 @@ MariaDB another one uses the core, and keep-alive connections stay open.
 GUNICORN_WORKER_CLASS=gevent runs gevent workers instead (GUNICORN_WORKER_CONNECTIONS each,
 100): gevent then patches the standard library here, before the app and the libraries it
 imports create a lock or a socket, since the app is preloaded in the master, and argon2 runs on
-a real thread (services/auth.py). `make bench` measured both and more processes with fewer
+a real thread (services/signin/passwords.py). `make bench` measured both and more processes with fewer
 threads; why gthread stays the default is in docs/performance.md, "Worker models".
 
 reuse_port gives every worker a listening socket of its own, and the kernel

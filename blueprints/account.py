@@ -6,9 +6,14 @@ from flask import Blueprint
 
 import codes
 from api import arguments, documented, response
-from blueprints.auth import per_email, rate
+from blueprints.auth import (
+    challenged,
+    codes_mailed_per_email,
+    codes_mailed_per_ip,
+    credential_checks_per_ip,
+)
 from blueprints.user_dependencies import current_user, login_required
-from extensions import client_ip, limiter
+from extensions import client_ip
 from schemas.account import (
     AccountDeleteSchema,
     ActivityPageSchema,
@@ -22,9 +27,17 @@ from schemas.account import (
     TwoFactorDisableSchema,
     TwoFactorSetupSchema,
 )
-from schemas.auth import AuthResultSchema, ResendSchema, SendCodeSchema, TwoFactorVerifySchema, UserSchema
+from schemas.auth import (
+    AuthResultSchema,
+    ResendSchema,
+    SendCodeSchema,
+    TwoFactorChallengeSchema,
+    TwoFactorVerifySchema,
+    UserSchema,
+)
 from schemas.common import Dumped
-from services import account, audit, auth, two_factor
+from services import account, audit
+from services.signin import ways
 
 bp = Blueprint("account", __name__, url_prefix="/api/client/auth")
 
@@ -39,86 +52,94 @@ def update_me(body):
 
 
 @bp.delete("/me")
-@limiter.limit(rate("login_per_ip"), key_func=client_ip)
-@login_required
+@credential_checks_per_ip()
+@login_required(step_up=True)
 @response(errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED, codes.AUTH_EMAIL_CODE_INVALID,
-                  codes.AUTH_EMAIL_CODE_EXPIRED, codes.AUTH_EMAIL_CODE_BLOCKED])
+                  codes.AUTH_EMAIL_CODE_EXPIRED])
 @arguments(AccountDeleteSchema)
 def delete_me(body):
-    """Delete the signed-in user's account (with the password or a mailed sign-in code)."""
+    """Delete the signed-in user's account (a recent sign-in, and the password or a mailed sign-in code)."""
     account.delete_account(current_user().user_id, body["password"], body["code"])
 
 
 @bp.post("/password")
-@limiter.limit(rate("login_per_ip"), key_func=client_ip)
+@credential_checks_per_ip()
 @login_required
-@response(AuthResultSchema, errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
+@response(AuthResultSchema, also={202: TwoFactorChallengeSchema},
+          errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
 @arguments(PasswordChangeSchema)
 def change_password(body):
-    """Change the password; every earlier token ends, and this device gets a fresh pair."""
+    """Change the password; every earlier token ends, and this device signs in again: a fresh
+    pair, or with two-factor on, 202 and a challenge."""
     user = current_user()
-    return account.change_password(user.user_id, body["current_password"], body["new_password"], user.device_id,
-                                   client_ip())
+    return challenged(account.change_password(user.user_id, body["current_password"], body["new_password"],
+                                              user.device_id, client_ip()))
 
 
 @bp.post("/password/forgot")
-@per_email("send_code_per_email")
-@limiter.limit(rate("send_code_per_ip"), key_func=client_ip)
+@codes_mailed_per_email()
+@codes_mailed_per_ip()
 @response(ResendSchema, errors=[codes.AUTH_EMAIL_CODE_TOO_SOON, codes.AUTH_EMAIL_SEND_FAILED])
 @arguments(SendCodeSchema)
 def forgot_password(body):
     """Mail a 6-digit password reset code; the same answer whether the email has an account or not."""
-    return auth.send_email_code(body["email"], purpose="reset")
+    return ways.send_email_code(body["email"], purpose="reset")
 
 
 @bp.post("/password/reset")
-@per_email("verify_code_per_email")
-@limiter.limit(rate("verify_code_per_ip"), key_func=client_ip)
-@response(AuthResultSchema, errors=[codes.AUTH_EMAIL_CODE_INVALID, codes.AUTH_EMAIL_CODE_EXPIRED,
-                                    codes.AUTH_EMAIL_CODE_BLOCKED, codes.AUTH_INVALID_CREDENTIALS])
+@credential_checks_per_ip()
+@response(AuthResultSchema, also={202: TwoFactorChallengeSchema},
+          errors=[codes.AUTH_EMAIL_CODE_INVALID, codes.AUTH_EMAIL_CODE_EXPIRED, codes.AUTH_INVALID_CREDENTIALS])
 @arguments(PasswordResetSchema)
 def reset_password(body):
-    """Set a new password with the mailed reset code; every session ends, a fresh pair answers."""
-    return auth.reset_password(body["email"], body["code"], body["new_password"], body["device_id"], client_ip())
+    """Set a new password with the mailed reset code; every session ends, and a fresh pair answers,
+    or with two-factor on, 202 and a challenge (two-factor stays on)."""
+    return challenged(ways.reset_password(body["email"], body["code"], body["new_password"], body["device_id"],
+                                          client_ip()))
 
 
 @bp.post("/2fa/setup")
-@login_required
+@login_required(step_up=True)
 @response(TwoFactorSetupSchema, errors=[codes.AUTH_TWO_FACTOR_ON])
 def two_factor_setup():
-    """Begin two-factor sign-in: a new TOTP secret, its otpauth:// URI and QR code (not in force until enabled)."""
-    return two_factor.setup(current_user().user_id)
+    """Begin two-factor sign-in (a recent sign-in): a new TOTP secret, its otpauth:// URI and QR
+    code (not in force until enabled)."""
+    return account.set_up_two_factor(current_user().user_id)
 
 
 @bp.post("/2fa/enable")
-@limiter.limit(rate("login_per_ip"), key_func=client_ip)
-@login_required
+@credential_checks_per_ip()
+@login_required(step_up=True)
 @response(RecoveryCodesSchema, errors=[codes.AUTH_TWO_FACTOR_ON, codes.AUTH_TWO_FACTOR_NOT_SET_UP,
                                        codes.AUTH_TWO_FACTOR_CODE_INVALID])
 @arguments(TwoFactorCodeSchema)
 def two_factor_enable(body):
-    """Turn two-factor sign-in on with a first code; answers 10 recovery codes, shown this once."""
-    return two_factor.enable(current_user().user_id, body["code"])
+    """Turn two-factor sign-in on with a first code (a recent sign-in); every other session ends.
+    Answers 10 recovery codes, shown this once."""
+    ctx = current_user()
+    return account.enable_two_factor(ctx.user_id, ctx.sid, body["code"])
 
 
 @bp.post("/2fa/disable")
-@limiter.limit(rate("login_per_ip"), key_func=client_ip)
-@login_required
-@response(errors=[codes.AUTH_TWO_FACTOR_NOT_SET_UP, codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
+@credential_checks_per_ip()
+@login_required(step_up=True)
+@response(errors=[codes.AUTH_TWO_FACTOR_NOT_SET_UP, codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED,
+                  codes.AUTH_TWO_FACTOR_CODE_INVALID])
 @arguments(TwoFactorDisableSchema)
 def two_factor_disable(body):
-    """Turn two-factor sign-in off, with a current code, a recovery code or the password."""
-    two_factor.disable(current_user().user_id, body["code"], body["password"])
+    """Turn two-factor sign-in off (a recent sign-in with both factors), with a current code, a
+    recovery code or the password."""
+    account.disable_two_factor(current_user().user_id, body["code"], body["password"])
 
 
 @bp.post("/2fa/verify")
-@limiter.limit(rate("login_per_ip"), key_func=client_ip)
+@credential_checks_per_ip()
 @response(AuthResultSchema, errors=[codes.AUTH_TOKEN_INVALID, codes.AUTH_TOKEN_EXPIRED, codes.AUTH_TOKEN_REVOKED,
-                                    codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
+                                    codes.AUTH_TWO_FACTOR_CODE_INVALID, codes.AUTH_ACCOUNT_LOCKED])
 @arguments(TwoFactorVerifySchema)
 def two_factor_verify(body):
-    """The second step of a login: the challenge and a TOTP or recovery code answer the token pair."""
-    return two_factor.verify(body["mfa_token"], body["code"], body["recovery_code"], client_ip())
+    """The second step of a sign-in: the challenge and a TOTP or recovery code answer the token pair."""
+    return ways.second_step(body["mfa_token"], body["code"], body["recovery_code"], client_ip())
 
 
 @bp.get("/activity")
@@ -126,8 +147,9 @@ def two_factor_verify(body):
 @response(ActivityPageSchema)
 @arguments(ActivityQuerySchema, location="query")
 def activity(query):
-    """The signed-in user's account events, newest first: sign-ins, wrong passwords, password changes, ..."""
-    return audit.recent(current_user().user_id, query["page"], query["page_size"])
+    """The signed-in user's account events, newest first (of one kind with ?event=): sign-ins, wrong
+    passwords, password changes, ..."""
+    return audit.recent(current_user().user_id, query["page"], query["page_size"], query["event"])
 
 
 @bp.get("/sessions")
@@ -137,6 +159,15 @@ def list_sessions():
     """The signed-in user's live sessions, newest use first."""
     user = current_user()
     return account.list_sessions(user.user_id, user.sid)
+
+
+@bp.delete("/sessions")
+@login_required(step_up=True)
+@response()
+def end_other_sessions():
+    """End every session but this one (a recent sign-in): their tokens stop working at once."""
+    ctx = current_user()
+    account.end_other_sessions(ctx.user_id, ctx.sid)
 
 
 @bp.delete("/sessions/<session_id>")

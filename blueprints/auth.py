@@ -17,6 +17,7 @@ from schemas.auth import (
     AuthResultSchema,
     LoginSchema,
     LogoutSchema,
+    ReauthenticateSchema,
     RefreshSchema,
     RegisterConfirmSchema,
     RegisterSchema,
@@ -29,7 +30,8 @@ from schemas.auth import (
     valid_email,
 )
 from schemas.common import Dumped
-from services import auth
+from services.signin import passwords, registration, ways
+from services.signin import sessions as signin_sessions
 from store import keys
 
 bp = Blueprint("auth", __name__, url_prefix="/api/client/auth")
@@ -37,7 +39,7 @@ bp = Blueprint("auth", __name__, url_prefix="/api/client/auth")
 
 @bp.record
 def build_password_hasher(state: BlueprintSetupState) -> None:
-    auth.init_app(state.app)
+    passwords.init_app(state.app)
 
 
 def rate(name: str):
@@ -58,18 +60,42 @@ def email_key() -> str:
     return keys.rate_limit_email(body_email())
 
 
-def per_email(name: str, applies: Callable[[], bool] = lambda: True, on_breach: Callable | None = None):
-    """The per-email limit of name (while applies()). A body without a valid email is refused by its
-    schema anyway, so it is counted by the per-IP limit only. Put it above the per-IP decorator:
-    limits of one granularity run bottom-up, and a request the IP limit refuses must not store an
-    email key."""
-    return limiter.limit(rate(name), key_func=email_key, exempt_when=lambda: body_email() is None or not applies(),
-                         on_breach=on_breach)
+def always() -> bool:
+    return True
+
+
+def per_email(name: str, scope: str | None = None, applies: Callable[[], bool] = always,
+              on_breach: Callable | None = None):
+    """The per-email limit of name (while applies()), shared by every route that names the same
+    scope. A body without a valid email is refused by its schema anyway, so it is counted by the
+    per-IP limit only. Put it above the per-IP decorator: limits of one granularity run bottom-up,
+    the first refusal ends the check, and a request the IP limit refuses must store no email key."""
+    exempt = lambda: body_email() is None or not applies()  # noqa: E731
+    if scope is None:
+        return limiter.limit(rate(name), key_func=email_key, exempt_when=exempt, on_breach=on_breach)
+    return limiter.shared_limit(rate(name), scope, key_func=email_key, exempt_when=exempt, on_breach=on_breach)
+
+
+def credential_checks_per_ip():
+    """One per-IP budget for every route that checks a password or a code (auth.rate_limits.login_per_ip)."""
+    return limiter.shared_limit(rate("login_per_ip"), "credential_checks", key_func=client_ip)
+
+
+def codes_mailed_per_ip(applies: Callable[[], bool] = always):
+    """One per-IP budget for every route that mails a code (auth.rate_limits.send_code_per_ip)."""
+    return limiter.shared_limit(rate("send_code_per_ip"), "codes_mailed", key_func=client_ip,
+                                exempt_when=lambda: not applies())
+
+
+def codes_mailed_per_email(applies: Callable[[], bool] = always):
+    return per_email("send_code_per_email", "codes_mailed", applies)
 
 
 def login_refused(limit: object) -> None:
-    """on_breach of the login limits: the refusal goes into the account's history; the 429 answers as ever."""
-    auth.note_rate_limited(body_email())
+    """on_breach of the per-email login limit: the refusal goes into the account's history (once a
+    minute at most); the 429 answers as ever. A refusal of the per-IP limit is not noted: a flood of
+    them from one address, each naming another email, must cost neither Redis keys nor queries."""
+    ways.note_rate_limited(body_email())
 
 
 @bp.after_request
@@ -80,44 +106,44 @@ def no_store(resp: Response) -> Response:
 
 
 @bp.post("/register")
-@per_email("send_code_per_email", applies=auth.confirmation_required)  # it mails a code then
-@limiter.limit(rate("login_per_ip"), key_func=client_ip)
+@codes_mailed_per_email(applies=registration.confirmation_required)  # it mails a code then
+@codes_mailed_per_ip(applies=registration.confirmation_required)
+@credential_checks_per_ip()
 @response(AuthResultSchema, status=201, also={202: ResendSchema},
           errors=[codes.USER_EMAIL_TAKEN, codes.AUTH_EMAIL_CODE_TOO_SOON, codes.AUTH_EMAIL_SEND_FAILED])
 @arguments(RegisterSchema)
 def register(body):
     """Create an account with email and password (201, a token pair and the user); with
     auth.require_email_confirmation, mail a code instead (202, the same for a taken email)."""
-    if auth.confirmation_required():
-        return auth.begin_registration(body["email"], body["password"], body["nickname"]), 202
-    return auth.register(body["email"], body["password"], body["nickname"], client_ip())
+    if registration.confirmation_required():
+        return registration.begin(body["email"], body["password"], body["nickname"]), 202
+    return registration.register(body["email"], body["password"], body["nickname"], client_ip())
 
 
 @bp.post("/register/confirm")
-@per_email("verify_code_per_email")
-@limiter.limit(rate("verify_code_per_ip"), key_func=client_ip)
+@credential_checks_per_ip()
 @response(AuthResultSchema, status=201,
           errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_EMAIL_CODE_INVALID, codes.AUTH_EMAIL_CODE_EXPIRED,
-                  codes.AUTH_EMAIL_CODE_BLOCKED, codes.USER_EMAIL_TAKEN])
+                  codes.USER_EMAIL_TAKEN])
 @arguments(RegisterConfirmSchema)
 def confirm_registration(body):
     """Create the account a registration mailed a code for; answers a token pair and the user."""
-    return auth.confirm_registration(body["email"], body["code"], body["password"], body["device_id"], client_ip())
+    return registration.confirm(body["email"], body["code"], body["password"], body["device_id"], client_ip())
 
 
 @bp.post("/login")
 @per_email("login_per_email", on_breach=login_refused)
-@limiter.limit(rate("login_per_ip"), key_func=client_ip, on_breach=login_refused)
+@credential_checks_per_ip()
 @response(AuthResultSchema, also={202: TwoFactorChallengeSchema},
           errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED])
 @arguments(LoginSchema)
 def login(body):
     """Log in with email and password; with two-factor on, 202 and a challenge for POST /2fa/verify."""
-    return challenged(auth.login(body["email"], body["password"], body["device_id"], client_ip()))
+    return challenged(ways.login(body["email"], body["password"], body["device_id"], client_ip()))
 
 
 def challenged(result: dict) -> dict | tuple[dict, int]:
-    """A login that asks for the second factor answers 202 with the challenge instead of tokens."""
+    """A sign-in that asks for another factor answers 202 with the challenge instead of tokens."""
     return (result, 202) if result.get("mfa_required") else result
 
 
@@ -132,7 +158,7 @@ def counted_when_unread(view: Callable) -> Callable:
             return view(*args, **kwargs)
         except Exception:
             if "refresh_read" not in g:
-                auth.count_refresh(client_ip())
+                signin_sessions.count_refresh(client_ip())
             raise
 
     return wrapper
@@ -146,7 +172,21 @@ def counted_when_unread(view: Callable) -> Callable:
 def refresh(body):
     """Swap a refresh token for a new pair (rotation with a grace window)."""
     g.refresh_read = True  # the service counts it from here on
-    return auth.refresh(body["refresh_token"], client_ip())
+    return signin_sessions.refresh(body["refresh_token"], client_ip())
+
+
+@bp.post("/reauthenticate")
+@credential_checks_per_ip()
+@login_required
+@response(AuthResultSchema, errors=[codes.AUTH_INVALID_CREDENTIALS, codes.AUTH_ACCOUNT_LOCKED,
+                                    codes.AUTH_EMAIL_CODE_INVALID, codes.AUTH_EMAIL_CODE_EXPIRED,
+                                    codes.AUTH_TWO_FACTOR_CODE_INVALID])
+@arguments(ReauthenticateSchema)
+def reauthenticate(body):
+    """Prove again (the password or a mailed code, and the second factor where on) for a sensitive
+    change: a fresh pair for this same session."""
+    ctx = current_user()
+    return ways.reauthenticate(ctx.user_id, ctx.sid, ctx.device_id, body, client_ip())
 
 
 @bp.post("/logout")
@@ -156,7 +196,7 @@ def refresh(body):
 def logout(body):
     """Log out this session, or every session with {"all": true}."""
     ctx = current_user()
-    auth.logout(ctx.user_id, ctx.sid, body["all"])
+    signin_sessions.logout(ctx.user_id, ctx.sid, body["all"])
 
 
 @bp.get("/me")
@@ -168,22 +208,20 @@ def me():
 
 
 @bp.post("/send-email-code")
-@per_email("send_code_per_email")
-@limiter.limit(rate("send_code_per_ip"), key_func=client_ip)
+@codes_mailed_per_email()
+@codes_mailed_per_ip()
 @response(ResendSchema, errors=[codes.AUTH_EMAIL_CODE_TOO_SOON, codes.AUTH_EMAIL_SEND_FAILED])
 @arguments(SendCodeSchema)
 def send_email_code(body):
     """Mail a 6-digit sign-in code."""
-    return auth.send_email_code(body["email"])
+    return ways.send_email_code(body["email"])
 
 
 @bp.post("/email-verify-login")
-@per_email("verify_code_per_email")
-@limiter.limit(rate("verify_code_per_ip"), key_func=client_ip)
+@credential_checks_per_ip()
 @response(AuthResultSchema, also={202: TwoFactorChallengeSchema},
-          errors=[codes.AUTH_EMAIL_CODE_INVALID, codes.AUTH_EMAIL_CODE_EXPIRED, codes.AUTH_EMAIL_CODE_BLOCKED,
-                  codes.AUTH_INVALID_CREDENTIALS])
+          errors=[codes.AUTH_EMAIL_CODE_INVALID, codes.AUTH_EMAIL_CODE_EXPIRED, codes.AUTH_INVALID_CREDENTIALS])
 @arguments(VerifyCodeSchema)
 def email_verify_login(body):
     """Log in with an emailed code (the account is created on first use); with two-factor on, 202 and a challenge."""
-    return challenged(auth.email_code_login(body["email"], body["code"], body["device_id"], client_ip()))
+    return challenged(ways.email_code_login(body["email"], body["code"], body["device_id"], client_ip()))

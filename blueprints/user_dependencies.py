@@ -12,10 +12,12 @@ from typing import Any
 from flask import g, request
 
 import codes
-from api import mark_authenticated
+from api import mark_authenticated, mark_step_up
 from config import settings
 from errors import ApiError
-from services import auth, tokens
+from services import tokens
+from services.signin import policy
+from services.signin import sessions as signin_sessions
 from store import sessions
 
 MAX_TOKEN_LENGTH = 4096
@@ -32,6 +34,8 @@ class UserContext:
     token: str
     device_id: str | None
     sid: str
+    amr: list[str]  # what the sign-in the token descends from proved, and when (services/signin/policy.py)
+    auth_time: int
     user: dict[str, Any] = field(repr=False)
     prefetched: str = field(default="", repr=False)  # see login_required(prefetch=)
 
@@ -54,10 +58,11 @@ def get_current_user(prefetch: KeyOf | None = None, view_args: dict[str, Any] | 
     if snapshots is None:
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
     snapshot, prefetched = snapshots
-    user = json.loads(snapshot) if snapshot else auth.current_snapshot(claims["uid"])
+    user = json.loads(snapshot) if snapshot else signin_sessions.current_snapshot(claims["uid"])
     if user is None:  # the account is gone
         raise ApiError(codes.AUTH_TOKEN_REVOKED)
-    return UserContext(claims["uid"], token, claims.get("device_id"), claims["sid"], user, prefetched)
+    return UserContext(claims["uid"], token, claims.get("device_id"), claims["sid"], claims["amr"],
+                       claims["auth_time"], user, prefetched)
 
 
 def _access_claims(token: str) -> dict[str, Any]:
@@ -79,22 +84,27 @@ def _verified_access_claims(token: str, secret: str, algorithm: str) -> dict[str
 
 
 def login_required(view: Callable | None = None, *, prefetch: KeyOf | None = None,
-                   drops: KeyOf | None = None) -> Callable:
+                   drops: KeyOf | None = None, step_up: bool = False) -> Callable:
     """Run the view only for a valid, live access token; current_user() gives its context.
 
     prefetch names a key of the caller's that the view reads anyway: it comes back with the token
     check (current_user().prefetched), at no extra round trip. drops names one that the view is
-    about to make stale: it is deleted in that same round trip, before the view runs.
+    about to make stale: it is deleted in that same round trip, before the view runs. step_up asks
+    for a recent proof as well (policy.require_recent): for a sensitive change.
     """
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            g.user_context = get_current_user(prefetch, kwargs, drops)
-            g.user_id = g.user_context.user_id  # for the request log line
+            g.user_context = ctx = get_current_user(prefetch, kwargs, drops)
+            g.user_id = ctx.user_id  # for the request log line
+            if step_up:
+                policy.require_recent(ctx.user_id, ctx.amr, ctx.auth_time)
             return view(*args, **kwargs)
 
         mark_authenticated(wrapper)
+        if step_up:
+            mark_step_up(wrapper)
         return wrapper
 
     return decorator(view) if view else decorator

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from extensions import db
@@ -15,6 +15,7 @@ class AccountEventModel(db.Model):
     __tablename__ = "account_events"
     # No foreign key: an account's history outlives an operator's delete of the row.
     __table_args__ = (Index("ix_account_events_user", "user_id", "id"),
+                      Index("ix_account_events_fold", "user_id", "event", "created_at"),
                       Index("ix_account_events_created", "created_at"))  # the prune
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -26,3 +27,6 @@ class AccountEventModel(db.Model):
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # a small JSON object
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Repeats of an event anyone can cause fold into its row (services/audit.py): how many, the last one.
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -6,8 +6,9 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
 from schemas.auth import VerifyCodeSchema
-from schemas.common import Timestamp, between, length, six_digits
+from schemas.common import Timestamp, between, length, one_of, six_digits
 from schemas.passwords import NewPasswordForEmail, new_password_field
+from services.audit import EVENTS
 
 
 class ProfileSchema(Schema):
@@ -37,7 +38,7 @@ class AccountDeleteSchema(Schema):
     @validates_schema
     def one_proof(self, data: dict, **kwargs: object) -> None:
         if (data["password"] is None) == (data["code"] is None):
-            raise ValidationError(_l("Give either the password or a code."), "password")
+            raise ValidationError({"password": [str(_l("Give either the password or a code."))]})
 
 
 class SessionSchema(Schema):
@@ -59,6 +60,8 @@ class ActivityQuerySchema(Schema):
 
     page = fields.Integer(load_default=1, validate=between(1, 100))
     page_size = fields.Integer(load_default=20, validate=between(1, 50))
+    event = fields.String(load_default=None, validate=one_of(sorted(EVENTS)),
+                          metadata={"description": "only events of this kind"})
 
 
 class AccountEventSchema(Schema):
@@ -67,7 +70,10 @@ class AccountEventSchema(Schema):
     ip = fields.String(allow_none=True)
     device_id = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
-    created_at = Timestamp()
+    created_at = Timestamp(metadata={"description": "when it happened (the first of count repeats)"})
+    count = fields.Integer(metadata={"description": "how many times it happened from created_at to last_at "
+                                                    "(repeated refused sign-ins fold into one row an hour)"})
+    last_at = Timestamp(metadata={"description": "the last of the repeats"})
     detail = fields.Dict(metadata={"description": "ids that say more (a session, a purpose); never a secret"})
 
 
@@ -100,4 +106,4 @@ class TwoFactorDisableSchema(Schema):
     @validates_schema
     def one_proof(self, data: dict, **kwargs: object) -> None:
         if (data["password"] is None) == (data["code"] is None):
-            raise ValidationError(_l("Give either the password or a code."), "password")
+            raise ValidationError({"password": [str(_l("Give either the password or a code."))]})

@@ -120,6 +120,8 @@ class TwoFactorChallengeSchema(Schema):
     mfa_required = fields.Boolean(metadata={"description": "always true: send mfa_token to POST /2fa/verify"})
     mfa_token = fields.String(metadata={"description": "usable once, for expires_in seconds"})
     expires_in = fields.Integer()
+    needs = fields.List(fields.String(), metadata={"description": "the factors that can complete the sign-in, "
+                                                                  "any one of them: totp, recovery"})
 
 
 class TwoFactorVerifySchema(Schema):
@@ -132,4 +134,22 @@ class TwoFactorVerifySchema(Schema):
     @validates_schema
     def one_code(self, data: dict[str, Any], **kwargs: Any) -> None:
         if (data["code"] is None) == (data["recovery_code"] is None):
-            raise ValidationError(_l("Give either the code or a recovery code."), "code")
+            raise ValidationError({"code": [str(_l("Give either the code or a recovery code."))]})
+
+
+class ReauthenticateSchema(Schema):
+    """The password or a mailed sign-in code; and, where two-factor is on, a TOTP or recovery code."""
+
+    password = fields.String(load_default=None, load_only=True, validate=length(min=1, max=128))
+    code = fields.String(load_default=None, load_only=True, validate=six_digits(),
+                         metadata={"description": "a sign-in code from send-email-code"})
+    totp_code = fields.String(load_default=None, load_only=True, validate=six_digits(),
+                              metadata={"description": "the authenticator app's 6 digits"})
+    recovery_code = fields.String(load_default=None, load_only=True, validate=length(min=1, max=64))
+
+    @validates_schema
+    def one_proof(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data["password"] is None) == (data["code"] is None):
+            raise ValidationError({"password": [str(_l("Give either the password or a code."))]})
+        if data["totp_code"] is not None and data["recovery_code"] is not None:
+            raise ValidationError({"totp_code": [str(_l("Give either the code or a recovery code."))]})

@@ -1,4 +1,5 @@
-"""The signed-in user's own account: the profile, a password change, sessions by device."""
+"""The signed-in user's own account: the profile, the password, two-factor sign-in, sessions by
+device, leaving. The sensitive ones are behind the step-up rule (blueprints: login_required(step_up=True))."""
 
 from __future__ import annotations
 
@@ -8,61 +9,108 @@ from typing import Any
 import codes
 from errors import ApiError
 from extensions import db
-from models import UserModel
 from models.base import utcnow
 from schemas.passwords import refuse_email_name
-from services import audit, auth
+from services import audit
 from services.base import commit
+from services.signin import accounts, authenticator, mailbox, passwords, policy
+from services.signin import sessions as signin_sessions
 from store import login_failures, sessions, user_snapshot
 
 
 def update_profile(user_id: int, nickname: str | None) -> dict[str, Any]:
     """Rename the user; the snapshot that /me answers from changes with the row."""
-    user = auth.lock_row(user_id)
+    user = accounts.lock_row(user_id)
     user.nickname = nickname
     db.session.flush()
-    shown = auth.public_user(user)
-    user_snapshot.save(user_id, shown, auth.session_ttl())  # before the commit: a failure changes nothing
+    shown = signin_sessions.public_user(user)
+    user_snapshot.save(user_id, shown, signin_sessions.session_ttl())  # before the commit: a failure changes nothing
     commit()
     return shown
 
 
 def change_password(user_id: int, current: str, new: str, device_id: str | None, ip: str) -> dict[str, Any]:
     """Set a new password. Every session ends, the asking one's tokens too (a thief may hold a copy
-    of them), and the asking device gets a fresh pair in a new session. A wrong current password
-    counts toward the lockout like a failed login."""
-    user = _signed_in(user_id)
+    of them), and the asking device signs in again with what it just proved, the password: a pair
+    in a new session, or where two-factor is on, the challenge. A wrong current password counts
+    toward the lockout like a failed login."""
+    user = accounts.signed_in(user_id)
     email, verified = user.email, user.password_hash
     refuse_email_name(new, email, "new_password")  # the body has no email: checked here
-    auth.check_password(email, verified, current)
-    new_hash = auth.hash_password(new)
-    user = auth.lock_unchanged(user_id, verified)
+    passwords.check(email, verified, current)
+    new_hash = passwords.hash_password(new)
+    user = accounts.lock_unchanged(user_id, verified)
     user.password_hash = new_hash
     sessions.revoke_all(user_id)  # before the commit: a failure leaves the old password
-    login_failures.clear(email)
     audit.record("password_changed", user_id, device_id)
-    return auth.start_session(user, device_id, ip)
+    return policy.grant(user, {"pwd"}, device_id, ip)
 
 
 def delete_account(user_id: int, password: str | None, code: str | None) -> None:
     """The user leaves: proven by the password or by a sign-in code mailed to the address, every
-    session ends at once and the row is emptied (email, password, nickname) but kept, so that the
-    user's orders and payments stay on record; the address can register again."""
-    user = _signed_in(user_id)
+    session ends at once and the row is emptied (email, password, two-factor, nickname) but kept,
+    so that the user's orders and payments stay on record; the address can register again."""
+    user = accounts.signed_in(user_id)
     email, verified = user.email, user.password_hash
     if password is not None:
-        auth.check_password(email, verified, password)
-        user = auth.lock_unchanged(user_id, verified)
+        passwords.check(email, verified, password)
+        user = accounts.lock_unchanged(user_id, verified)
     else:
-        auth.consume_code(email, code, "login")
-        user = auth.lock_row(user_id)
+        mailbox.consume(email, code, "login")
+        user = accounts.lock_row(user_id)
     sessions.forget_user(user_id)  # before the commit: a failure deletes nothing
-    user.email, user.password_hash, user.nickname = f"deleted-{user_id}@invalid", None, None
+    accounts.clear_factors(user)
+    user.email, user.nickname = f"deleted-{user_id}@invalid", None
     user.email_verified_at, user.deleted_at = None, utcnow()
     audit.record("account_deleted", user_id)
     commit()
     sessions.forget_user(user_id)  # and whatever a refresh racing with the delete stored
     login_failures.clear(email)
+    login_failures.clear_second_factor(user_id)
+
+
+def set_up_two_factor(user_id: int) -> dict[str, str]:
+    """A new secret, not yet in force: enable_two_factor() turns it on with a first code from the app."""
+    user = accounts.lock_row(user_id)
+    if authenticator.is_on(user):
+        raise ApiError(codes.AUTH_TWO_FACTOR_ON)
+    shown = authenticator.new_secret(user)
+    commit()
+    return shown
+
+
+def enable_two_factor(user_id: int, sid: str, code: str) -> dict[str, list[str]]:
+    """Turn two-factor on with a code of the set-up secret; every other session ends (a copied
+    token must not outlive the change). The recovery codes answer, shown this once."""
+    user = accounts.lock_row(user_id)
+    if authenticator.is_on(user):
+        raise ApiError(codes.AUTH_TWO_FACTOR_ON)
+    if user.totp_secret is None:
+        raise ApiError(codes.AUTH_TWO_FACTOR_NOT_SET_UP)
+    if not authenticator.accept_totp(user, code):
+        raise ApiError(codes.AUTH_TWO_FACTOR_CODE_INVALID)
+    recovery = authenticator.turn_on(user)
+    sessions.revoke_others(user_id, sid)  # before the commit: a failure at worst signs devices out
+    audit.record("two_factor_enabled", user_id)
+    commit()
+    return {"recovery_codes": recovery}
+
+
+def disable_two_factor(user_id: int, code: str | None, password: str | None) -> None:
+    """Turn two-factor off, proven once more by a current code (or a recovery code) or by the
+    password; refused while the proof's lockout holds, before any check."""
+    user = accounts.signed_in(user_id)
+    if not authenticator.is_on(user):
+        raise ApiError(codes.AUTH_TWO_FACTOR_NOT_SET_UP)
+    if password is not None:
+        passwords.check(user.email, user.password_hash, password)
+        user = accounts.lock_unchanged(user_id, user.password_hash)
+    else:
+        user = accounts.lock_row(user_id)
+        authenticator.prove(user, code, code)
+    authenticator.turn_off(user)
+    audit.record("two_factor_disabled", user_id)
+    commit()
 
 
 def list_sessions(user_id: int, current_sid: str) -> dict[str, list[dict[str, Any]]]:
@@ -82,12 +130,10 @@ def end_session(user_id: int, sid: str) -> None:
     audit.record_now("session_ended", user_id, session=sid)
 
 
-def _signed_in(user_id: int) -> UserModel:
-    """The caller's row, read without a lock (the password check comes before any lock)."""
-    user = db.session.get(UserModel, user_id)
-    if user is None or user.deleted_at is not None:  # gone while its token was still live
-        raise ApiError(codes.AUTH_TOKEN_REVOKED)
-    return user
+def end_other_sessions(user_id: int, sid: str) -> None:
+    """End every session of the user's but the asking one."""
+    sessions.revoke_others(user_id, sid)
+    audit.record_now("other_sessions_ended", user_id, session=sid)
 
 
 def _from_unix(seconds: float) -> datetime:

@@ -5,6 +5,12 @@ change's transaction (record); one that changes nothing there (a wrong password,
 live in Redis) is committed on its own (record_now), and a failure to write it is logged and never
 fails the request. One event per request at most. No secret is ever stored: no password, no
 code, no token; the detail is a small JSON object of ids.
+
+An event that anyone can cause by naming the account's email (a wrong password, a mailed code:
+record_refused) is written after the answer is sent, so that the answer's time does not tell a
+known email from an unknown one; repeats within FOLD_PERIOD fold into one row with a count, so
+that a flood of them cannot push the rest out of the history; and until the address is proven
+it keeps no client address or user agent, which would show the owner's to whoever registered it.
 """
 
 from __future__ import annotations
@@ -12,15 +18,16 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from flask import g, has_request_context, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from extensions import client_ip, db
-from models import AccountEventModel
+from models import AccountEventModel, UserModel
 from models.base import utcnow
 from services.base import commit, paginate
 
@@ -30,6 +37,10 @@ log = logging.getLogger("flask_api.audit")
 EVENTS = {
     "registered": _l("Account created"),
     "login": _l("Signed in with the password"),
+    "login_totp": _l("Signed in with the password and the authenticator app"),
+    "code_login_totp": _l("Signed in with an emailed code and the authenticator app"),
+    "reauthenticated": _l("Signed in again to confirm a sensitive change"),
+    "other_sessions_ended": _l("Every other session was ended"),
     "login_wrong_password": _l("Wrong password"),
     "login_locked": _l("Sign-in locked after too many wrong passwords"),
     "login_rate_limited": _l("Sign-ins refused: too many in a short time"),
@@ -48,6 +59,12 @@ EVENTS = {
     "recovery_code_used": _l("Signed in with a recovery code"),
 }
 USER_AGENT_LENGTH = 255
+FOLDED = frozenset({"login_wrong_password", "login_locked", "login_rate_limited", "code_sent"})
+FOLD_PERIOD = timedelta(hours=1)
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_write_after_response)
 
 
 def record(event: str, user_id: int | None, device_id: str | None = None, **detail: Any) -> None:
@@ -72,6 +89,47 @@ def record_now(event: str, user_id: int | None, device_id: str | None = None, **
             "event": event, "user_id": user_id, "error": error.__class__.__name__}})
 
 
+def record_refused(event: str, user: UserModel | None, device_id: str | None = None, **detail: Any) -> None:
+    """Keep an event that someone who named the account's email caused, to be written once the
+    answer is sent (folded with its repeats); the same work now whether the email has an account
+    or not."""
+    row = _row(event, user.id if user else None, device_id, detail)
+    if row is None:
+        return
+    if user.email_verified_at is None:  # perhaps not the owner's account yet: keep the owner's traces out
+        row.update(ip=None, user_agent=None)
+    g.events_after_response = [*g.get("events_after_response", []), row]
+
+
+def _write_after_response(response: Response) -> Response:
+    rows = g.pop("events_after_response", None)
+    if rows:
+        response.call_on_close(partial(_write_folded, current_app._get_current_object(), rows))
+    return response
+
+
+def _write_folded(app: Flask, rows: list[dict[str, Any]]) -> None:
+    """Add each row, or count it in the latest row of the same event within FOLD_PERIOD."""
+    with app.app_context():
+        try:
+            for row in rows:
+                since = row["created_at"] - FOLD_PERIOD
+                latest = db.session.scalar(
+                    select(AccountEventModel.id).where(AccountEventModel.user_id == row["user_id"],
+                                                       AccountEventModel.event == row["event"],
+                                                       AccountEventModel.created_at >= since)
+                    .order_by(AccountEventModel.id.desc()).limit(1))
+                if latest is None:
+                    db.session.execute(insert(AccountEventModel).values(**row))
+                else:
+                    db.session.execute(update(AccountEventModel).where(AccountEventModel.id == latest).values(
+                        count=AccountEventModel.count + 1, last_at=row["created_at"]))
+            commit()
+        except SQLAlchemyError as error:
+            log.warning("account event not stored", extra={"fields": {
+                "event": rows[0]["event"], "user_id": rows[0]["user_id"], "error": error.__class__.__name__}})
+
+
 def _row(event: str, user_id: int | None, device_id: str | None, detail: dict[str, Any]) -> dict[str, Any] | None:
     if event not in EVENTS:
         raise ValueError(f"unknown account event {event}")
@@ -88,10 +146,13 @@ def _row(event: str, user_id: int | None, device_id: str | None, detail: dict[st
     return row
 
 
-def recent(user_id: int, page: int, page_size: int) -> dict[str, Any]:
-    """A page of the user's events, newest first, each with its words in the request's language."""
-    result = paginate(select(AccountEventModel).where(AccountEventModel.user_id == user_id), page, page_size,
-                      AccountEventModel.id.desc())
+def recent(user_id: int, page: int, page_size: int, event: str | None = None) -> dict[str, Any]:
+    """A page of the user's events (of one kind, if given), newest first, each with its words in
+    the request's language."""
+    query = select(AccountEventModel).where(AccountEventModel.user_id == user_id)
+    if event is not None:
+        query = query.where(AccountEventModel.event == event)
+    result = paginate(query, page, page_size, AccountEventModel.id.desc())
     result["items"] = [shown(row) for row in result["items"]]
     return result
 
@@ -99,6 +160,7 @@ def recent(user_id: int, page: int, page_size: int) -> dict[str, Any]:
 def shown(row: AccountEventModel) -> dict[str, Any]:
     return {"event": row.event, "description": str(EVENTS.get(row.event, row.event)), "ip": row.ip,
             "device_id": row.device_id, "user_agent": row.user_agent, "created_at": row.created_at,
+            "count": row.count or 1, "last_at": row.last_at or row.created_at,
             "detail": json.loads(row.detail) if row.detail else {}}
 
 

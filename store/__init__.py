@@ -6,7 +6,7 @@ writes it. One module per thing stored, each listing its keys in its docstring:
     user_snapshot.py   the public user, so an authenticated request needs no database query
     order_cache.py     order snapshots and list pages, with the count of open order writes
     email_codes.py     emailed sign-in codes, their resend window and wrong tries
-    login_failures.py  the lockout's count of wrong password logins, by email
+    login_failures.py  the lockouts: wrong passwords by email, wrong second-factor codes by user
     address_limits.py  the refresh limit's moving window, by client address (counted by the rotation)
     two_factor.py      the second factor's spent challenge tokens and used TOTP steps
     account_events.py  how often a rate-limited login is written to the account's history

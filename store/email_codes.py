@@ -1,9 +1,14 @@
 """Emailed codes, for a purpose ("login": sign in; "reset": set a new password; "register": confirm
-a registration): the pending code, its resend window, and the wrong tries across codes and purposes.
+a registration): the pending code, its resend window, and its wrong tries.
+
+Wrong tries count per code: a code dies after auth.email_code_max_attempts of them, and a code
+mailed later starts fresh. Nothing counts across codes, so that no one who requests codes for an
+address and guesses wrong can keep its owner from signing in with the next code mailed.
 
 Keys (``{email}`` is the email's digest tag, see store/keys.py):
 
-    email_code:{email}           hash    the login code: {"hash": HMAC of the code, "attempts"}, TTL
+    email_code:{email}           hash    the login code: {"hash": HMAC of the code, "attempts": wrong
+                                         tries of this code}, TTL
                                          auth.email_code_ttl
     reset_code:{email}           hash    the reset code, the same
     register_code:{email}        hash    the registration's code, the same, and while it lives its
@@ -11,8 +16,6 @@ Keys (``{email}`` is the email's digest tag, see store/keys.py):
     email_code_lock:{email}      string  the login code's resend window, TTL auth.email_code_resend_seconds
     reset_code_lock:{email}      string  the reset code's, the same
     register_code_lock:{email}   string  the registration's, the same
-    email_code_failures:{email}  string  counter of wrong codes of either purpose, across resends, TTL
-                                         auth.email_code_failure_window from the first
 """
 
 from __future__ import annotations
@@ -24,20 +27,15 @@ PURPOSES = ("login", "reset", "register")
 CODE = {purpose: keys.per_email("email_code" if purpose == "login" else f"{purpose}_code") for purpose in PURPOSES}
 RESEND_WINDOW = {purpose: keys.per_email("email_code_lock" if purpose == "login" else f"{purpose}_code_lock")
                  for purpose in PURPOSES}
-FAILURES = keys.per_email("email_code_failures")  # shared: a second purpose adds no guesses
 
-# KEYS: email_code, email_code_failures. ARGV: presented code hash, max attempts per code,
-# max failures per window (across codes), window seconds.
+# KEYS: the code's key. ARGV: presented code hash, max attempts per code.
 _VERIFY_CODE = """
-local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
-if failures >= tonumber(ARGV[3]) then return 'blocked' end
 local stored = redis.call('HGET', KEYS[1], 'hash')
 if not stored then return 'expired' end
 if stored == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[1])
   return 'ok'
 end
-if redis.call('INCR', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if attempts >= tonumber(ARGV[2]) then
   redis.call('DEL', KEYS[1])
@@ -75,9 +73,7 @@ def discard(email: str, purpose: str = "login") -> None:
     redis_store.client.delete(CODE[purpose](email), RESEND_WINDOW[purpose](email))
 
 
-def verify(email: str, code_hash: str, max_attempts: int, max_failures: int, window: int,
-           purpose: str = "login") -> str:
-    """'ok' (consumed), 'wrong', 'burned' (too many tries, now gone), 'expired', or 'blocked'
-    (max_failures wrong codes for this email within the window, whatever codes were sent)."""
-    return lua.run(_VERIFY_CODE, [CODE[purpose](email), FAILURES(email)], code_hash, max_attempts, max_failures,
-                   window)
+def verify(email: str, code_hash: str, max_attempts: int, purpose: str = "login") -> str:
+    """'ok' (consumed), 'wrong', 'burned' (its max_attempts-th wrong try: now gone) or 'expired'
+    (none pending: never sent, used, burned or past its TTL)."""
+    return lua.run(_VERIFY_CODE, [CODE[purpose](email)], code_hash, max_attempts)

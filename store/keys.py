@@ -61,6 +61,27 @@ def per_address(name: str, suffix: str = "") -> KeyName:
     return key
 
 
+def user_keys(user_id: int) -> list[str]:
+    """The names of every key of the user's that may exist: each declared one, and those with a
+    suffix as found by SCAN (a rare walk of the keyspace: for an account that is going away)."""
+    client, found = redis_store.client, []
+    for key in DECLARED:
+        if key.owner != "user":
+            continue
+        if not key.suffix:
+            found.append(key(user_id))
+            continue
+        pattern = _glob_escape(key(user_id)) + ":*"
+        found.extend(name if isinstance(name, str) else name.decode() for name in
+                     client.scan_iter(match=pattern, count=1000))
+    return found
+
+
+def _glob_escape(text: str) -> str:
+    """text matched literally by SCAN's MATCH (the prefix may hold glob characters)."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
 def digest(text: str) -> str:
     """An email or a client address as keys carry it: fixed length, no braces, not the text itself."""
     return hashlib.sha256(text.encode()).hexdigest()[:32]

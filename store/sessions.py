@@ -188,6 +188,33 @@ forget_session(ARGV[1])
 return 1
 """
 
+# ARGV: the sid to keep
+_REVOKE_OTHERS = _COMMON + """
+for _, sid in ipairs(redis.call('HKEYS', KEYS[3])) do
+  if sid ~= ARGV[1] then forget_session(sid) end
+end
+return 1
+"""
+
+# KEYS 1-4. ARGV: now, sid, the generation read before, access md5, access exp, refresh md5, refresh
+# exp, ttl, device, ip. Returns 1, or 0 when the session ended or rotated meanwhile. The session's
+# refresh token is replaced by the new one, one generation on, with no grace window: the old one,
+# presented later, is a copy (reuse), since the caller holds the new pair.
+_RENEW = _COMMON + """
+local now = tonumber(ARGV[1])
+local raw = redis.call('HGET', KEYS[3], ARGV[2])
+if not raw then return 0 end
+local s = cjson.decode(raw)
+if (s.g or 0) ~= tonumber(ARGV[3]) then return 0 end
+for _, m in ipairs(s.r) do redis.call('ZREM', KEYS[2], m) end
+s.r, s.g, s.p, s.w = {}, (s.g or 0) + 1, nil, nil
+redis.call('HSET', KEYS[3], ARGV[2], cjson.encode(s))
+trim(now)
+add_tokens(ARGV[2], now, ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[9], ARGV[10])
+touch(tonumber(ARGV[8]))
+return 1
+"""
+
 
 
 def _keys(user_id: int) -> list[str]:
@@ -255,6 +282,25 @@ def revoke_session(user_id: int, sid: str) -> None:
     lua.run(_REVOKE_SESSION, _keys(user_id), sid)
 
 
+def revoke_others(user_id: int, keep_sid: str) -> None:
+    """End every session of the user's but keep_sid."""
+    lua.run(_REVOKE_OTHERS, _keys(user_id), keep_sid)
+
+
+def generation(user_id: int, sid: str) -> int | None:
+    """The refresh generation of a live session's record; None when there is none."""
+    raw = redis_store.client.hget(SESSIONS(user_id), sid)
+    return None if raw is None else json.loads(raw).get("g", 0)
+
+
+def renew(user_id: int, issued: Issued, previous_generation: int, ttl: int, ip: str = "") -> bool:
+    """Put a new pair (its refresh token of previous_generation + 1) in place of the session's
+    refresh token, keeping the session; False when it ended or rotated since the generation was read."""
+    return bool(lua.run(_RENEW, _keys(user_id), f"{time.time():.4f}", issued.sid, previous_generation,
+                        fingerprint(issued.access_token), issued.access_exp, fingerprint(issued.refresh_token),
+                        issued.refresh_exp, ttl, issued.device_id or "", ip))
+
+
 def revoke_all(user_id: int) -> None:
     """Log the user out everywhere. Ended sessions are forgotten with their generations: an old
     token is then merely unknown, and replaying it cannot end the user's next sessions."""
@@ -262,8 +308,9 @@ def revoke_all(user_id: int) -> None:
 
 
 def forget_user(user_id: int) -> None:
-    """Revoke everything and drop the snapshot, for an account that is going away."""
-    redis_store.client.delete(*_keys(user_id))
+    """Revoke everything and drop every other key of the user's too (the snapshot, cached orders,
+    spent two-factor steps), for an account that is going away."""
+    redis_store.client.delete(*_keys(user_id), *keys.user_keys(user_id))
 
 
 def live_sessions(user_id: int) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
+from flask.testing import FlaskClient
 from playwright.sync_api import Page
 
 from app import create_app
@@ -48,6 +49,14 @@ class SmtpSink:
         return matching[-1]
 
 
+class ServerLikeClient(FlaskClient):
+    """A test client that closes each response once read, as a WSGI server does after sending it,
+    so that what the app does after the answer (response.call_on_close) happens before the next step."""
+
+    def open(self, *args: Any, buffered: bool = True, **kwargs: Any) -> Any:
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def smtp() -> Iterator[SmtpSink]:
     sink = SmtpSink()
@@ -75,6 +84,7 @@ def settings_for_tests(smtp_port: int, **extra: Any) -> dict[str, Any]:
 def app(smtp: SmtpSink) -> Iterator[Flask]:
     recreate_database(TEST_DB_URL)
     app = create_app(settings_for_tests(smtp.port))
+    app.test_client_class = ServerLikeClient
     with app.app_context(), db.engine.begin() as conn:
         schema.apply_plan(conn, schema.make_plan(conn))
     yield app
@@ -88,7 +98,9 @@ def make_app(smtp: SmtpSink, app: Flask) -> Iterator[Callable[..., Flask]]:
     """Another app on the same test database and prefix, with some settings changed."""
 
     def build(**overrides: Any) -> Flask:
-        return create_app(settings_for_tests(smtp.port, **{k.replace("__", "."): v for k, v in overrides.items()}))
+        built = create_app(settings_for_tests(smtp.port, **{k.replace("__", "."): v for k, v in overrides.items()}))
+        built.test_client_class = ServerLikeClient
+        return built
 
     yield build
     # Flask-Limiter keeps one storage per process; give it back to the session app.

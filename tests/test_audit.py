@@ -100,7 +100,7 @@ def test_each_event_carries_its_request_id_and_only_the_caller_sees_their_own(ap
 
 
 def test_rate_limited_logins_are_in_the_history_once_a_minute_at_most(make_app):
-    client = make_app(auth__rate_limits__login_per_ip="2/minute").test_client()
+    client = make_app(auth__rate_limits__login_per_email="2/minute").test_client()
     pair = register(client, "lena@example.com")
     answers = [login(client, "lena@example.com", PASSWORD).status_code for _ in range(5)]
     assert answers == [200, 200, 429, 429, 429]

@@ -25,8 +25,8 @@ def server(app, smtp):
     unlimited = "1000000/minute"
     with Gunicorn(smtp__port=smtp.port, auth__email_code_resend_seconds=0,
                   auth__rate_limits__login_per_ip=unlimited, auth__rate_limits__login_per_email=unlimited,
-                  auth__rate_limits__send_code_per_ip=unlimited, auth__rate_limits__send_code_per_email=unlimited,
-                  auth__rate_limits__verify_code_per_email=unlimited) as live:
+                  auth__rate_limits__send_code_per_ip=unlimited,
+                  auth__rate_limits__send_code_per_email=unlimited) as live:
         yield live
 
 

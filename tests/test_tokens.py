@@ -122,7 +122,7 @@ def test_a_refresh_token_from_before_generations_were_counted_still_rotates(app,
     from store import sessions
 
     with app.app_context():
-        issued = tokens.issue_pair(user["id"])
+        issued = tokens.issue_pair(user["id"], ["pwd"], int(time.time()))
         legacy_claims = {key: value for key, value in claims_of(issued.refresh_token).items() if key != "gen"}
         legacy = jwt.encode(legacy_claims, app.config["SETTINGS"].auth.jwt_secret, algorithm="HS256")
         sessions.store_issued(user["id"], replace(issued, refresh_token=legacy), 5, 3600)

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 import pyotp
 import pytest
 
-from tests.helpers import AUTH, PASSWORD, bearer, code_in, login, me, send_code
+import codes
+from tests.helpers import AUTH, PASSWORD, bearer, code_in, login, me, proven, send_code
 
 
 def post(client, path, token=None, **body):
@@ -22,6 +23,7 @@ def enabled(client, user):
     """Two-factor on for the user: (the secret, the recovery codes)."""
     setup = post(client, "/2fa/setup", user["access_token"]).get_json()["data"]
     assert setup["otpauth_uri"].startswith("otpauth://totp/") and setup["qr_svg"].startswith("<svg")
+    assert 'xmlns="http://www.w3.org/2000/svg"' in setup["qr_svg"]  # a document of its own, for an <img>
     recovery = post(client, "/2fa/enable", user["access_token"], code=code_for(setup["secret"]))
     assert recovery.status_code == 200, recovery.get_json()
     return setup["secret"], recovery.get_json()["data"]["recovery_codes"]
@@ -35,24 +37,30 @@ def challenge(client, email="alice@example.com"):
     return data["mfa_token"]
 
 
-def next_step_code(secret):
-    """A code of the next 30 s step (accepted: one step either side of now), unlike the one just used."""
-    return code_for(secret, datetime.fromtimestamp(time.time() + 30, UTC))
+def step_code(secret, steps):
+    """A code of the step that many 30 s steps from now (accepted: one step either side of now)."""
+    return code_for(secret, datetime.fromtimestamp(time.time() + 30 * steps, UTC))
+
+
+def signed_in_with_both(client, secret, steps=1):
+    answer = post(client, "/2fa/verify", mfa_token=challenge(client), code=step_code(secret, steps))
+    assert answer.status_code == 200, answer.get_json()
+    return answer.get_json()["data"]
 
 
 def test_with_two_factor_on_a_password_is_not_enough_and_a_code_finishes_the_login(client, user):
     secret, _ = enabled(client, user)
     token = challenge(client)
-    signed_in = post(client, "/2fa/verify", mfa_token=token, code=next_step_code(secret))
+    signed_in = post(client, "/2fa/verify", mfa_token=token, code=step_code(secret, 1))
     assert signed_in.status_code == 200
     assert me(client, signed_in.get_json()["data"]["access_token"]).status_code == 200
-    assert post(client, "/2fa/verify", mfa_token=token, code=next_step_code(secret)).status_code == 401  # once
+    assert post(client, "/2fa/verify", mfa_token=token, code=step_code(secret, 1)).status_code == 401  # once
 
 
-def test_a_code_is_accepted_once_in_its_window(client, user):
+def test_a_code_is_accepted_once_in_its_window_and_a_replay_is_a_two_factor_refusal(client, user):
     secret, _ = enabled(client, user)  # the current step's code is spent by enabling
     replayed = post(client, "/2fa/verify", mfa_token=challenge(client), code=code_for(secret))
-    assert replayed.status_code == 401
+    assert replayed.status_code == 401 and replayed.get_json()["code"] == codes.AUTH_TWO_FACTOR_CODE_INVALID.code
 
 
 def test_a_recovery_code_works_once(client, user):
@@ -63,17 +71,27 @@ def test_a_recovery_code_works_once(client, user):
     assert post(client, "/2fa/verify", mfa_token=challenge(client), recovery_code=recovery[1]).status_code == 200
 
 
-def test_five_wrong_codes_lock_the_account_like_wrong_passwords(client, user):
-    enabled(client, user)
+def test_five_wrong_codes_lock_the_second_step_and_not_the_password(client, user):
+    secret, _ = enabled(client, user)
     answers = [post(client, "/2fa/verify", mfa_token=challenge(client), code="000000").status_code
                for _ in range(5)]
     assert answers == [401] * 5
-    assert login(client, "alice@example.com", PASSWORD).status_code == 423  # as after five wrong passwords
+    locked = post(client, "/2fa/verify", mfa_token=challenge(client), code=step_code(secret, 1))
+    assert locked.status_code == 423 and locked.headers["Retry-After"]
 
 
-def test_a_refresh_does_not_ask_again_and_a_code_login_does(client, user, smtp):
-    enabled(client, user)
-    assert post(client, "/refresh", refresh_token=user["refresh_token"]).status_code == 200
+def test_the_activity_says_the_sign_in_used_the_password_and_the_authenticator(client, user):
+    secret, _ = enabled(client, user)
+    both = signed_in_with_both(client, secret)
+    items = client.get(f"{AUTH}/activity", headers=bearer(both["access_token"])).get_json()["data"]["items"]
+    assert (items[0]["event"], items[0]["description"]) == (
+        "login_totp", "Signed in with the password and the authenticator app")
+
+
+def test_a_refresh_does_not_ask_again_and_a_code_login_does(client, smtp):
+    alice = proven(client, smtp)
+    enabled(client, alice)
+    assert post(client, "/refresh", refresh_token=alice["refresh_token"]).status_code == 200
     send_code(client, "alice@example.com")
     answer = post(client, "/email-verify-login", email="alice@example.com",
                   code=code_in(smtp.last_to("alice@example.com")))
@@ -86,24 +104,22 @@ def test_a_challenge_is_bound_to_its_user_and_cannot_be_forged_from_an_access_to
 
 
 @pytest.mark.parametrize("proof", ["code", "password"])
-def test_two_factor_turns_off_with_a_code_or_the_password_and_then_a_password_login_suffices(client, user,
-                                                                                           proof):
+def test_two_factor_turns_off_after_a_sign_in_with_both_and_then_a_password_login_suffices(client, user, proof):
     secret, _ = enabled(client, user)
-    body = {"code": next_step_code(secret)} if proof == "code" else {"password": PASSWORD}
-    assert post(client, "/2fa/disable", user["access_token"], **body).status_code == 200
+    both = signed_in_with_both(client, secret)
+    body = {"code": step_code(secret, -1)} if proof == "code" else {"password": PASSWORD}
+    assert post(client, "/2fa/disable", both["access_token"], **body).status_code == 200
     assert login(client, "alice@example.com", PASSWORD).status_code == 200
 
 
 def test_setting_up_twice_or_enabling_without_set_up_is_refused(client, user):
     assert post(client, "/2fa/enable", user["access_token"], code="123456").get_json()["code"] == 10025
-    enabled(client, user)
-    assert post(client, "/2fa/setup", user["access_token"]).get_json()["code"] == 10024
+    secret, _ = enabled(client, user)
+    both = signed_in_with_both(client, secret)
+    assert post(client, "/2fa/setup", both["access_token"]).get_json()["code"] == 10024
 
 
-def test_a_password_reset_leaves_two_factor_on(client, user, smtp):
-    enabled(client, user)
-    post(client, "/password/forgot", email="alice@example.com")
-    reset = post(client, "/password/reset", email="alice@example.com",
-                 code=code_in(smtp.last_to("alice@example.com")), new_password="a brand new passphrase")
-    assert reset.status_code == 200
-    assert login(client, "alice@example.com", "a brand new passphrase").status_code == 202
+def test_field_errors_of_either_or_rules_are_lists(client, user):
+    for path, body in (("/2fa/verify", {"mfa_token": "x"}), ("/2fa/disable", {})):
+        fields = post(client, path, user["access_token"], **body).get_json()["data"]["fields"]
+        assert all(isinstance(messages, list) for messages in fields.values()), fields
