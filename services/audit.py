@@ -7,16 +7,20 @@ fails the request. One event per request at most. No secret is ever stored: no p
 code, no token; the detail is a small JSON object of ids.
 
 An event that anyone can cause by naming the account's email (a wrong password, a mailed code:
-record_refused) is written after the answer is sent, so that the answer's time does not tell a
-known email from an unknown one; repeats within FOLD_PERIOD fold into one row with a count, so
-that a flood of them cannot push the rest out of the history; and until the address is proven
-it keeps no client address or user agent, which would show the owner's to whoever registered it.
+record_refused) is written after the answer is sent, by a thread of its own, so that neither the
+answer's time nor that of the next request on the connection tells a known email from an unknown
+one (an unknown email's runs the same statements and writes nothing); repeats within FOLD_PERIOD
+fold into one row with a count, so that a flood of them cannot push the rest out of the history;
+and until the address is proven it keeps no client address or user agent, which would show the
+owner's to whoever registered it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -61,6 +65,7 @@ EVENTS = {
 USER_AGENT_LENGTH = 255
 FOLDED = frozenset({"login_wrong_password", "login_locked", "login_rate_limited", "code_sent"})
 FOLD_PERIOD = timedelta(hours=1)
+NOBODY = 0  # the user id of an unknown email's refused event: no account has it, and nothing is written
 
 
 def init_app(app: Flask) -> None:
@@ -91,12 +96,12 @@ def record_now(event: str, user_id: int | None, device_id: str | None = None, **
 
 def record_refused(event: str, user: UserModel | None, device_id: str | None = None, **detail: Any) -> None:
     """Keep an event that someone who named the account's email caused, to be written once the
-    answer is sent (folded with its repeats); the same work now whether the email has an account
-    or not."""
-    row = _row(event, user.id if user else None, device_id, detail)
+    answer is sent (folded with its repeats). An unknown email's goes the same way and is written
+    to no one's history: the same statements run, so that the writer's work does not tell either."""
+    row = _row(event, user.id if user else NOBODY, device_id, detail)
     if row is None:
         return
-    if user.email_verified_at is None:  # perhaps not the owner's account yet: keep the owner's traces out
+    if user is None or user.email_verified_at is None:  # perhaps not the owner's account: keep the owner's traces out
         row.update(ip=None, user_agent=None)
     g.events_after_response = [*g.get("events_after_response", []), row]
 
@@ -104,8 +109,27 @@ def record_refused(event: str, user: UserModel | None, device_id: str | None = N
 def _write_after_response(response: Response) -> Response:
     rows = g.pop("events_after_response", None)
     if rows:
-        response.call_on_close(partial(_write_folded, current_app._get_current_object(), rows))
+        write = partial(_write_folded, current_app._get_current_object(), rows)
+        response.call_on_close(lambda: _writer().submit(write))
     return response
+
+
+_writer_lock = threading.Lock()
+_writer_pool: ThreadPoolExecutor | None = None
+
+
+def _writer() -> ThreadPoolExecutor:
+    """One writer thread per process, made at its first use (in a gunicorn worker, not the master)."""
+    global _writer_pool
+    with _writer_lock:
+        if _writer_pool is None:
+            _writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="account-events")
+        return _writer_pool
+
+
+def wait_for_writes() -> None:
+    """Return once every event handed to the writer so far is written (for tests and commands)."""
+    _writer().submit(lambda: None).result()
 
 
 def _write_folded(app: Flask, rows: list[dict[str, Any]]) -> None:
@@ -119,6 +143,8 @@ def _write_folded(app: Flask, rows: list[dict[str, Any]]) -> None:
                                                        AccountEventModel.event == row["event"],
                                                        AccountEventModel.created_at >= since)
                     .order_by(AccountEventModel.id.desc()).limit(1))
+                if row["user_id"] == NOBODY:
+                    latest = 0  # the UPDATE below, of no row
                 if latest is None:
                     db.session.execute(insert(AccountEventModel).values(**row))
                 else:

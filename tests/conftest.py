@@ -20,7 +20,7 @@ from playwright.sync_api import Page
 from app import create_app
 from extensions import db, limiter, redis_store
 from scripts.processes import free_port
-from services import schema
+from services import audit, schema
 from tests.helpers import PASSWORD, TEST_DB_URL, TEST_PREFIX, bearer, drop_database, recreate_database, register
 from tests.live import CHROMIUM, OfflineBrowser
 
@@ -51,10 +51,13 @@ class SmtpSink:
 
 class ServerLikeClient(FlaskClient):
     """A test client that closes each response once read, as a WSGI server does after sending it,
-    so that what the app does after the answer (response.call_on_close) happens before the next step."""
+    and lets what the app does after the answer (the account events it writes then) finish before
+    the story's next step."""
 
     def open(self, *args: Any, buffered: bool = True, **kwargs: Any) -> Any:
-        return super().open(*args, buffered=buffered, **kwargs)
+        response = super().open(*args, buffered=buffered, **kwargs)
+        audit.wait_for_writes()
+        return response
 
 
 @pytest.fixture(scope="session")
