@@ -127,7 +127,8 @@ def mark_step_up(view: Callable) -> None:
 
 def documented(**operation: Any) -> Callable:
     """OpenAPI facts a view's schemas cannot say (a raw body, signature headers, another answer's
-    media type), merged into its operation; a path parameter given here replaces the default one."""
+    media type), merged into its operation; a path parameter given here replaces the default one,
+    and replace_responses={status: answer} replaces what the envelope would have said."""
 
     def decorator(view: Callable) -> Callable:
         _contract(view)["extra"] = operation
@@ -169,6 +170,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     document = spec.to_dict()
+    _say_alternatives(app, document["components"]["schemas"])
     _require_every_answered_field(document)
     _share_named_types(document, document["components"]["schemas"])
     return document
@@ -189,6 +191,22 @@ def _share_named_types(node: Any, components: dict[str, Any]) -> None:
                          **{key: kept for key, kept in value.items() if key == "description"}}
         else:
             _share_named_types(value, components)
+
+
+def _say_alternatives(app: Flask, components: dict[str, Any]) -> None:
+    """A body's either/or rules, which its schema checks in a validates_schema, in the document too:
+    EXACTLY_ONE groups of (string) fields, of which one is given and the others absent or null, and
+    AT_MOST_ONE groups, of which not two are strings."""
+    bodies = {contract["json"] for view in app.view_functions.values()
+              if "json" in (contract := getattr(view, "_openapi", {}))}
+    for schema_cls in bodies:
+        rules = [{"oneOf": [{"required": [name], "properties": {
+                    other: {"type": "string" if other == name else "null"} for other in group}} for name in group]}
+                 for group in getattr(schema_cls, "EXACTLY_ONE", ())]
+        rules += [{"not": {"required": list(group), "properties": {name: {"type": "string"} for name in group}}}
+                  for group in getattr(schema_cls, "AT_MOST_ONE", ())]
+        if rules:
+            components[schema_cls.__name__.removesuffix("Schema")]["allOf"] = rules
 
 
 def _require_every_answered_field(document: dict[str, Any]) -> None:
@@ -228,8 +246,7 @@ def _operation(spec: APISpec, view: Callable, contract: dict[str, Any], path_arg
             str(contract.get("status", 200)): _envelope_response(spec, contract.get("response")),
             **{str(code): _envelope_response(spec, cls) for code, cls in contract.get("also", {}).items()},
             **_error_responses([*contract.get("errors", ()), *_pipeline_codes(view, contract, path_args)]),
-            "default": {"description": "Any other error: " + "; ".join(
-                _described(code) for code in (codes.URI_TOO_LONG, codes.HEADER_TOO_LARGE, codes.INTERNAL_ERROR)),
+            "default": {"description": "Any other error: " + _described(codes.INTERNAL_ERROR),
                         "content": {"application/json": {"schema": {"$ref": ERROR_REF}}}},
         },
     }
@@ -247,6 +264,7 @@ def _operation(spec: APISpec, view: Callable, contract: dict[str, Any], path_arg
     operation["parameters"] = [parameter for parameter in operation["parameters"]
                                if (parameter.get("in"), parameter.get("name")) not in given]
     operation["parameters"] += extra.pop("parameters", [])
+    operation["responses"].update(extra.pop("replace_responses", {}))  # an answer that is not the envelope
     for status, answer in extra.pop("responses", {}).items():  # another media type beside the envelope
         existing = operation["responses"].setdefault(status, {})
         existing.setdefault("content", {}).update(answer.get("content", {}))
@@ -275,6 +293,7 @@ def _envelope_response(spec: APISpec, schema_cls: type[Schema] | None) -> dict[s
 def _pipeline_codes(view: Callable, contract: dict[str, Any], path_args: set[str]) -> list[Code]:
     """The codes the request pipeline answers for what the operation has: a body, a token, a limit."""
     found = [codes.SERVICE_UNAVAILABLE]  # a database or Redis outage: every operation but the catalog meets one
+    found += [codes.URI_TOO_LONG, codes.HEADER_TOO_LARGE]  # the app's own limits, met by any request
     if path_args:
         found.append(codes.NOT_FOUND)  # a value with a slash in it matches no route
     if contract.keys() & {"json", "query", "headers"}:

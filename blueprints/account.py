@@ -11,6 +11,7 @@ from blueprints.auth import (
     codes_mailed_per_email,
     codes_mailed_per_ip,
     credential_checks_per_ip,
+    no_store,
 )
 from blueprints.user_dependencies import current_user, login_required
 from extensions import client_ip
@@ -40,6 +41,7 @@ from services import account, audit
 from services.signin import ways
 
 bp = Blueprint("account", __name__, url_prefix="/api/client/auth")
+bp.after_request(no_store)  # tokens (a reset, a second step), a TOTP secret and recovery codes
 
 
 @bp.patch("/me")

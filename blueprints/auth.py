@@ -100,7 +100,8 @@ def login_refused(limit: object) -> None:
 
 @bp.after_request
 def no_store(resp: Response) -> Response:
-    """Token responses must not be cached by browsers or proxies."""
+    """Answers with tokens or secrets must not be kept by browsers or proxies (every answer of the
+    account routes: tests/test_openapi.py checks each operation whose answer holds one)."""
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

@@ -8,7 +8,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 import codes
 import metrics
-from api import build_spec, response
+from api import ERROR_REF, build_spec, documented, response
 from errors import ApiError, envelope
 from extensions import client_ip, limiter
 from schemas.system import HealthSchema
@@ -49,6 +49,10 @@ def add_metrics_route(state: BlueprintSetupState) -> None:
 
 
 @limiter.exempt
+@documented(replace_responses={
+    "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+    "404": {"description": "for an address outside app.metrics_allow, as if metrics were off: 10003",
+            "content": {"application/json": {"schema": {"$ref": ERROR_REF}}}}})
 def metrics_page():
     """Prometheus text format: every worker's counts, added up; for app.metrics_allow's networks only."""
     if not metrics.allowed(client_ip()):

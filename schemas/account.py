@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
 from schemas.auth import VerifyCodeSchema
-from schemas.common import Timestamp, between, length, one_of, six_digits
+from schemas.common import Timestamp, WholeNumber, between, length, one_of, six_digits
 from schemas.passwords import NewPasswordForEmail, new_password_field
 from services.audit import EVENTS
 
@@ -35,6 +35,8 @@ class AccountDeleteSchema(Schema):
     code = fields.String(load_default=None, load_only=True,
                          validate=six_digits())
 
+    EXACTLY_ONE = (("password", "code"),)  # what one_proof checks, for the document (api.py)
+
     @validates_schema
     def one_proof(self, data: dict, **kwargs: object) -> None:
         if (data["password"] is None) == (data["code"] is None):
@@ -58,8 +60,8 @@ class ActivityQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE  # ?lang= and the like travel in the same query string
 
-    page = fields.Integer(load_default=1, validate=between(1, 100))
-    page_size = fields.Integer(load_default=20, validate=between(1, 50))
+    page = WholeNumber(in_query=True, load_default=1, validate=between(1, 100))
+    page_size = WholeNumber(in_query=True, load_default=20, validate=between(1, 50))
     event = fields.String(load_default=None, validate=one_of(sorted(EVENTS)),
                           metadata={"description": "only events of this kind"})
 
@@ -102,6 +104,8 @@ class TwoFactorDisableSchema(Schema):
     code = fields.String(load_default=None, load_only=True, validate=length(min=6, max=64),
                          metadata={"description": "a current code, or a recovery code"})
     password = fields.String(load_default=None, load_only=True, validate=length(min=1, max=128))
+
+    EXACTLY_ONE = (("password", "code"),)  # what one_proof checks, for the document (api.py)
 
     @validates_schema
     def one_proof(self, data: dict, **kwargs: object) -> None:

@@ -130,6 +130,7 @@ class TwoFactorVerifySchema(Schema):
                          metadata={"description": "the authenticator app's 6 digits"})
     recovery_code = fields.String(load_default=None, load_only=True, validate=length(min=1, max=64))
     device_id = device_field()
+    EXACTLY_ONE = (("code", "recovery_code"),)  # what one_code checks, for the document (api.py)
 
     @validates_schema
     def one_code(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -146,6 +147,8 @@ class ReauthenticateSchema(Schema):
     totp_code = fields.String(load_default=None, load_only=True, validate=six_digits(),
                               metadata={"description": "the authenticator app's 6 digits"})
     recovery_code = fields.String(load_default=None, load_only=True, validate=length(min=1, max=64))
+    EXACTLY_ONE = (("password", "code"),)  # what one_proof checks, for the document (api.py)
+    AT_MOST_ONE = (("totp_code", "recovery_code"),)
 
     @validates_schema
     def one_proof(self, data: dict[str, Any], **kwargs: Any) -> None:

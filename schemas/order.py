@@ -8,7 +8,7 @@ from marshmallow import EXCLUDE, Schema, fields, validates
 
 from config import settings
 from models import OrderStatus
-from schemas.common import Timestamp, between, length, one_of
+from schemas.common import Timestamp, WholeNumber, between, length, one_of
 
 MAX_PAGE = 10_000  # deeper pages cost a long OFFSET scan; nobody pages that far by hand
 DEFAULT_PAGE_SIZE = 20
@@ -27,7 +27,7 @@ class ProductListSchema(Schema):
 
 class OrderCreateSchema(Schema):
     product_id = fields.String(required=True, validate=length(min=1, max=64))
-    quantity = fields.Integer(load_default=1, strict=True, validate=between(1, 99))
+    quantity = WholeNumber(load_default=1, validate=between(1, 99))
     # The document lists the enabled providers (api.build_spec reads "providers").
     provider = fields.String(load_default=None, metadata={
         "providers": True, "shared_as": "PaymentProvider",
@@ -78,8 +78,8 @@ class OrderListQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE  # ?lang= and the like travel in the same query string
 
-    page = fields.Integer(load_default=1, validate=between(1, MAX_PAGE))
-    page_size = fields.Integer(load_default=DEFAULT_PAGE_SIZE, validate=between(1, 100))
+    page = WholeNumber(in_query=True, load_default=1, validate=between(1, MAX_PAGE))
+    page_size = WholeNumber(in_query=True, load_default=DEFAULT_PAGE_SIZE, validate=between(1, 100))
     # Not nullable: absent means every status; "null" is no status.
     status = fields.String(load_default=None, allow_none=False, metadata={"shared_as": "OrderStatus"},
                            validate=one_of([status.value for status in OrderStatus]))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from schemas.common import WholeNumber
+
 
 class NotifyResultSchema(Schema):
     outcome = fields.String(metadata={"description": "paid, needs_refund, duplicate or ignored"})
@@ -18,5 +20,5 @@ class DevNotificationSchema(Schema):
 
     order_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
     transaction_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
-    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2**62))
+    amount = WholeNumber(required=True, validate=validate.Range(min=0, max=2**62))
     currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z]{3}$"))

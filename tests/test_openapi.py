@@ -21,9 +21,8 @@ TOKEN_CODES = sorted(code.code for code in (codes.AUTH_TOKEN_MISSING, codes.AUTH
                                             codes.AUTH_TOKEN_EXPIRED, codes.AUTH_TOKEN_REVOKED))
 # No operation lists these: the error handlers answer them for requests that reach no view's code
 # (a method the path does not take; any other 4xx werkzeug raises, such as a body cut short), 500 is
-# the default response, which also names the 414 and 431 any request may meet.
-OUTSIDE_OPERATIONS = {codes.METHOD_NOT_ALLOWED, codes.BAD_REQUEST, codes.INTERNAL_ERROR, codes.URI_TOO_LONG,
-                      codes.HEADER_TOO_LARGE}
+# the default response. The 414 and 431 that any request may meet are listed by every operation.
+OUTSIDE_OPERATIONS = {codes.METHOD_NOT_ALLOWED, codes.BAD_REQUEST, codes.INTERNAL_ERROR}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +59,7 @@ def test_every_error_code_is_listed_under_its_status_or_answered_outside_the_ope
 
 def test_cancel_lists_its_own_codes_and_those_of_a_signed_in_operation(document):
     responses = document["paths"][CANCEL]["post"]["responses"]
-    assert set(responses) == {"200", "401", "404", "409", "503", "default"}
+    assert set(responses) == {"200", "401", "404", "409", "414", "431", "503", "default"}
     # NOT_FOUND: an order_no with a slash in it matches no route
     assert listed_codes(document, "post", CANCEL, 404) == [codes.NOT_FOUND.code, codes.ORDER_NOT_FOUND.code]
     assert responses["404"]["description"] == "10003 The requested resource was not found.; 20001 Order not found."
@@ -79,7 +78,7 @@ def test_cancel_lists_its_own_codes_and_those_of_a_signed_in_operation(document)
     ("post", NOTIFY, {"200", "400", "404", "413", "503"}),  # a raw body: neither 415 nor 422
 ])
 def test_the_pipeline_adds_the_codes_of_what_an_operation_has(document, method, path, statuses):
-    assert set(document["paths"][path][method]["responses"]) == statuses | {"default"}
+    assert set(document["paths"][path][method]["responses"]) == statuses | {"414", "431", "default"}
 
 
 def test_only_the_operations_with_a_limit_list_429(document):
@@ -135,3 +134,41 @@ def test_a_limited_login_answers_the_429_the_document_lists(make_app, user):
     body = {"email": user["email"], "password": PASSWORD}
     assert client.post(LOGIN, json=body).status_code == 200
     assert_documented(document, "post", LOGIN, client.post(LOGIN, json=body), codes.RATE_LIMITED)
+
+
+SECRET_FIELDS = {"access_token", "refresh_token", "mfa_token", "secret", "otpauth_uri", "qr_svg", "recovery_codes"}
+
+
+def answered_fields(document, node) -> set[str]:
+    """Every property name a response schema reaches, through its $refs."""
+    if isinstance(node, list):
+        return set().union(*(answered_fields(document, item) for item in node))
+    if not isinstance(node, dict):
+        return set()
+    if "$ref" in node:
+        return answered_fields(document, document["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]])
+    return set(node.get("properties", {})) | set().union(*(answered_fields(document, value) for value in node.values()))
+
+
+def test_every_answer_that_can_carry_a_token_or_a_secret_is_not_to_be_stored(client, document, auth_headers):
+    carrying = [(method, path) for path, operations in document["paths"].items()
+                for method, operation in operations.items()
+                if any(status.startswith("2") and answered_fields(document, answer) & SECRET_FIELDS
+                       for status, answer in operation["responses"].items())]
+    assert len(carrying) >= 10
+    for method, path in carrying:
+        answer = client.open(path, method=method.upper(), json={}, headers=auth_headers)
+        assert answer.headers.get("Cache-Control") == "no-store", (method, path, answer.status_code)
+
+
+def test_the_metrics_page_is_in_the_document_while_metrics_are_on(make_app):
+    document = make_app(app__metrics=True).test_client().get("/api/openapi.json").get_json()
+    answers = document["paths"]["/api/system/metrics"]["get"]["responses"]
+    assert list(answers["200"]["content"]) == ["text/plain"]
+    assert answers["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_every_operation_lists_the_414_and_431_the_app_answers(document):
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert {"414", "431"} <= set(operation["responses"]), (method, path)

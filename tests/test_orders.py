@@ -575,3 +575,12 @@ def test_a_snapshot_stored_by_a_release_with_fewer_fields_is_not_answered(app, c
         redis_store.client.set(key, json.dumps(older))
     shown = status_of(client, auth_headers, order["order_no"]).get_json()["data"]
     assert shown["refunded_amount"] == 0
+
+
+def test_a_whole_number_written_with_a_point_is_the_same_integer(client, auth_headers):
+    """JSON Schema 2020-12, which the document's OpenAPI 3.1 uses: 2.0 is the integer 2; 2.5 is not one."""
+    assert created(client, auth_headers, quantity=2.0)["quantity"] == 2
+    assert create(client, auth_headers, quantity=2.5).status_code == 422
+    listed = client.get(f"{ORDER}/list", query_string={"page": "1.0", "page_size": "5.00"}, headers=auth_headers)
+    assert listed.status_code == 200 and listed.get_json()["data"]["page_size"] == 5
+    assert client.get(f"{ORDER}/list", query_string={"page": "1.5"}, headers=auth_headers).status_code == 422

@@ -1,10 +1,14 @@
 """Two-factor sign-in with an authenticator app, for a client that keeps only tokens."""
 
+import io
 import time
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pyotp
 import pytest
+import zxingcpp
+from PIL import Image
 
 import codes
 from tests.helpers import AUTH, PASSWORD, bearer, code_in, login, me, proven, send_code
@@ -123,3 +127,15 @@ def test_field_errors_of_either_or_rules_are_lists(client, user):
     for path, body in (("/2fa/verify", {"mfa_token": "x"}), ("/2fa/disable", {})):
         fields = post(client, path, user["access_token"], **body).get_json()["data"]["fields"]
         assert all(isinstance(messages, list) for messages in fields.values()), fields
+
+
+@pytest.mark.live  # a browser
+def test_the_qr_code_shows_as_an_image_and_reads_back_as_the_otpauth_uri(client, user, page):
+    setup = post(client, "/2fa/setup", user["access_token"]).get_json()["data"]
+    page.set_content(f'<img id="qr" src="data:image/svg+xml,{quote(setup["qr_svg"])}">')
+    image = page.locator("#qr")
+    image.wait_for()
+    size = image.evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
+    assert size[0] > 100 and size[0] == size[1]
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(image.screenshot())))
+    assert [barcode.text for barcode in decoded] == [setup["otpauth_uri"]]
