@@ -66,8 +66,10 @@ limit_request_field_size = 16384
 
 
 def when_ready(server):
-    """With reuse_port the master holds no socket, so gunicorn's own "Listening at:" names none."""
-    server.log.info("Listening at: http://%s (a socket per worker, reuse_port)", bind)
+    """With reuse_port the master holds no socket, so gunicorn's own "Listening at:" names none.
+    The address is the one in force (server.cfg): a -b on the command line wins over this file's."""
+    addresses = ", ".join(f"http://{address}" for address in server.cfg.bind)
+    server.log.info("Listening at: %s (a socket per worker, reuse_port)", addresses)
 
 
 def post_worker_init(worker):

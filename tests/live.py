@@ -27,7 +27,8 @@ BIN = Path(sys.executable).parent
 class Gunicorn:
     """gunicorn -c gunicorn.conf.py wsgi:app on a free loopback port, with APP__ overrides."""
 
-    def __init__(self, workers: int = 2, threads: int = 4, **settings: object) -> None:
+    def __init__(self, workers: int = 2, threads: int = 4, args: tuple[str, ...] = (), **settings: object) -> None:
+        self.args = args  # more of gunicorn's command line, after -c gunicorn.conf.py
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -45,7 +46,7 @@ class Gunicorn:
 
     def start(self) -> Gunicorn:
         log_fd, self.log_path = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
-        self.process = subprocess.Popen([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+        self.process = subprocess.Popen([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", *self.args, "wsgi:app"],
                                         cwd=ROOT, env=self.env, stdout=log_fd, stderr=subprocess.STDOUT)
         os.close(log_fd)
         wait_until(lambda: requests.get(self.url + "/api/openapi.json", timeout=1).ok, what="gunicorn up")

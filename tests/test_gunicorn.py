@@ -11,6 +11,7 @@ import pytest
 import requests
 import urllib3
 
+from scripts.processes import free_port
 from tests.helpers import AUTH, PASSWORD, wait_until
 from tests.live import Gunicorn
 
@@ -112,3 +113,13 @@ def test_recycling_workers_after_max_requests_cuts_no_request(app):
     assert kept.outcomes[200] > 100 and fresh.outcomes[200] > 50
     assert set(kept.outcomes) <= {200, "refused"}, kept.outcomes
     assert set(fresh.outcomes) <= {200, "refused", "reset"}, fresh.outcomes
+
+
+def test_the_start_log_names_the_address_served_even_when_the_command_line_gives_it():
+    given = free_port()
+    server = Gunicorn(workers=1, args=("-b", f"127.0.0.1:{given}"))  # GUNICORN_BIND names server.port
+    server.url = f"http://127.0.0.1:{given}"
+    with server:
+        assert requests.get(server.url + "/api/system/health", timeout=5).ok
+        assert f"Listening at: http://127.0.0.1:{given} " in server.output()
+        assert f":{server.port}" not in server.output()
