@@ -255,7 +255,8 @@ def _operation(spec: APISpec, view: Callable, contract: dict[str, Any], path_arg
             operation["parameters"].append({"in": where, "schema": contract[location]})
     if "json" in contract:
         body_schema = contract["json"]
-        required = any(field.required for field in body_schema().fields.values())  # else an empty body is {}
+        # else an empty body is {}; a body with either/or fields (EXACTLY_ONE) always needs one
+        required = any(field.required for field in body_schema().fields.values()) or hasattr(body_schema, "EXACTLY_ONE")
         operation["requestBody"] = {"required": required, "content": {"application/json": {"schema": body_schema}}}
     if contract.get("auth"):
         operation["security"] = [{"bearerAuth": []}]
