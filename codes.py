@@ -52,6 +52,8 @@ AUTH_TWO_FACTOR_ON = Code(10024, 409, _l("Two-factor sign-in is on already."))
 AUTH_TWO_FACTOR_NOT_SET_UP = Code(10025, 409, _l("Set up two-factor sign-in first."))
 AUTH_TWO_FACTOR_CODE_INVALID = Code(10026, 401, _l("The two-factor code is incorrect or was used already."))
 AUTH_REAUTH_REQUIRED = Code(10027, 401, _l("Sign in again to do this."))
+AUTH_EMAIL_UNPROVEN = Code(10028, 409, _l("Confirm your email address first: reset your password with a code "
+                                          "mailed to it."))
 
 # user
 USER_EMAIL_TAKEN = Code(10101, 409, _l("An account with this email already exists."))

@@ -126,7 +126,9 @@ class RateLimitsSection(_Section):
     login_per_ip = fields.String(load_default="60/minute",
                                  **_doc("password and code checks per client address, all routes together"))
     send_code_per_email = fields.String(load_default="5/hour",
-                                        **_doc("codes mailed per address, all purposes together"))
+                                        **_doc("codes mailed per address to one client address, all purposes"))
+    send_code_per_email_any_ip = fields.String(load_default="15/hour",
+                                               **_doc("codes mailed per address, every client address together"))
     send_code_per_ip = fields.String(load_default="30/hour",
                                      **_doc("codes mailed per client address, all purposes together"))
     refresh_per_ip = fields.String(load_default="120/minute", **_doc("refreshes per client address"))

@@ -89,6 +89,9 @@ def _common_passwords(read_the_line: bool) -> str:
     return f",{ast.literal_eval(literal)},"
 
 
+DEDUCTING_BLUEPRINTS = ("auth", "account")  # their mailing routes count only the codes sent (deduct_when)
+
+
 def _drop_idle_limiter_hooks(app: Flask) -> None:
     """Flask-Limiter runs three hooks around every request; with our settings all three are idle,
     and together they cost about a tenth of an authenticated request:
@@ -96,7 +99,8 @@ def _drop_idle_limiter_hooks(app: Flask) -> None:
     - before it, a check of default, application and meta limits: we configure none, and each
       @limiter.limit view checks its own limits when it runs;
     - after it, headers: off (RATELIMIT_HEADERS_ENABLED; errors.py sets Retry-After on a 429),
-      and costs deducted by response (deduct_when), which no limit here uses;
+      and costs deducted by response (deduct_when), which only the mailing routes use: the hook
+      stays for them alone (DEDUCTING_BLUEPRINTS), run when a deduction is pending;
     - at teardown, resetting its per-request state, which lives on the request context and
       ends with it anyway.
 
@@ -112,6 +116,12 @@ def _drop_idle_limiter_hooks(app: Flask) -> None:
         inject_headers = next((hook for hook in app.after_request_funcs[None]
                                if isinstance(hook, partial) and hook.args == (limiter,)), None)
         app.after_request_funcs[None].remove(inject_headers)
+
+        def deduct_if_pending(response: Any) -> Any:
+            return inject_headers(response) if limiter.context.conditional_deductions else response
+
+        for blueprint in DEDUCTING_BLUEPRINTS:
+            app.after_request_funcs.setdefault(blueprint, []).append(deduct_if_pending)
     app.teardown_request_funcs[None].remove(limiter._Limiter__release_context)
 
 

@@ -41,7 +41,8 @@ def one_run(server: Server, token: str) -> dict[str, int]:
     for timer in timers:
         timer.join()
     errors = ERRORS.search(output)
-    counts = dict(zip(("connect", "read", "write", "timeout"), map(int, errors.groups()))) if errors else {}
+    kinds = ("connect", "read", "write", "timeout")
+    counts = dict(zip(kinds, map(int, errors.groups()), strict=True)) if errors else {}
     non_2xx = NON_2XX.search(output)
     counts["non_2xx"] = int(non_2xx.group(1)) if non_2xx else 0
     counts["requests"] = int(REQUESTS.search(output).group(1))

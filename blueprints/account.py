@@ -102,7 +102,7 @@ def reset_password(body):
 
 @bp.post("/2fa/setup")
 @login_required(step_up=True)
-@response(TwoFactorSetupSchema, errors=[codes.AUTH_TWO_FACTOR_ON])
+@response(TwoFactorSetupSchema, errors=[codes.AUTH_TWO_FACTOR_ON, codes.AUTH_EMAIL_UNPROVEN])
 def two_factor_setup():
     """Begin two-factor sign-in (a recent sign-in): a new TOTP secret, its otpauth:// URI and QR
     code (not in force until enabled)."""
@@ -113,7 +113,7 @@ def two_factor_setup():
 @credential_checks_per_ip()
 @login_required(step_up=True)
 @response(RecoveryCodesSchema, errors=[codes.AUTH_TWO_FACTOR_ON, codes.AUTH_TWO_FACTOR_NOT_SET_UP,
-                                       codes.AUTH_TWO_FACTOR_CODE_INVALID])
+                                       codes.AUTH_TWO_FACTOR_CODE_INVALID, codes.AUTH_EMAIL_UNPROVEN])
 @arguments(TwoFactorCodeSchema)
 def two_factor_enable(body):
     """Turn two-factor sign-in on with a first code (a recent sign-in); every other session ends.
@@ -175,8 +175,8 @@ def end_other_sessions():
 @bp.delete("/sessions/<session_id>")
 @documented(parameters=[{"in": "path", "name": "session_id", "required": True,
                          "schema": {"type": "string", "minLength": 1, "maxLength": 64}}])
-@login_required
+@login_required(step_up=True)
 @response(errors=[codes.AUTH_SESSION_NOT_FOUND])
 def end_session(session_id: str):
-    """End one of the signed-in user's sessions (its tokens stop working at once)."""
+    """End one of the signed-in user's sessions (a recent sign-in; its tokens stop working at once)."""
     account.end_session(current_user().user_id, session_id)

@@ -64,16 +64,13 @@ def always() -> bool:
     return True
 
 
-def per_email(name: str, scope: str | None = None, applies: Callable[[], bool] = always,
-              on_breach: Callable | None = None):
-    """The per-email limit of name (while applies()), shared by every route that names the same
-    scope. A body without a valid email is refused by its schema anyway, so it is counted by the
-    per-IP limit only. Put it above the per-IP decorator: limits of one granularity run bottom-up,
-    the first refusal ends the check, and a request the IP limit refuses must store no email key."""
-    exempt = lambda: body_email() is None or not applies()  # noqa: E731
-    if scope is None:
-        return limiter.limit(rate(name), key_func=email_key, exempt_when=exempt, on_breach=on_breach)
-    return limiter.shared_limit(rate(name), scope, key_func=email_key, exempt_when=exempt, on_breach=on_breach)
+def per_email(name: str, on_breach: Callable | None = None):
+    """The per-email limit of name. A body without a valid email is refused by its schema anyway,
+    so it is counted by the per-IP limit only. Put it above the per-IP decorator: limits of one
+    granularity run bottom-up, the first refusal ends the check, and a request the IP limit
+    refuses must store no email key."""
+    return limiter.limit(rate(name), key_func=email_key, exempt_when=lambda: body_email() is None,
+                         on_breach=on_breach)
 
 
 def credential_checks_per_ip():
@@ -87,8 +84,22 @@ def codes_mailed_per_ip(applies: Callable[[], bool] = always):
                                 exempt_when=lambda: not applies())
 
 
+def mailed(response: Response) -> bool:
+    """A code went out: only those count toward an address's mail budget, so that requests refused
+    as too soon cost its owner nothing."""
+    return response.status_code in (200, 202)
+
+
 def codes_mailed_per_email(applies: Callable[[], bool] = always):
-    return per_email("send_code_per_email", "codes_mailed", applies)
+    """The mails an address gets: send_code_per_email from one client address, and
+    send_code_per_email_any_ip from all of them, so that one sender cannot use up the owner's."""
+    exempt = lambda: body_email() is None or not applies()  # noqa: E731
+    from_one = limiter.shared_limit(rate("send_code_per_email"), "codes_mailed_from",
+                                    key_func=lambda: keys.rate_limit_email_from(body_email(), client_ip()),
+                                    exempt_when=exempt, deduct_when=mailed)
+    from_any = limiter.shared_limit(rate("send_code_per_email_any_ip"), "codes_mailed_to", key_func=email_key,
+                                    exempt_when=exempt, deduct_when=mailed)
+    return lambda view: from_any(from_one(view))
 
 
 def login_refused(limit: object) -> None:

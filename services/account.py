@@ -70,10 +70,14 @@ def delete_account(user_id: int, password: str | None, code: str | None) -> None
 
 
 def set_up_two_factor(user_id: int) -> dict[str, str]:
-    """A new secret, not yet in force: enable_two_factor() turns it on with a first code from the app."""
+    """A new secret, not yet in force: enable_two_factor() turns it on with a first code from the app.
+    Only for a proven address: its first proof clears every factor set before it (someone else may
+    have registered it), so two-factor on an unproven one would fall to whoever reads its mail."""
     user = accounts.lock_row(user_id)
     if authenticator.is_on(user):
         raise ApiError(codes.AUTH_TWO_FACTOR_ON)
+    if user.email_verified_at is None:
+        raise ApiError(codes.AUTH_EMAIL_UNPROVEN)
     shown = authenticator.new_secret(user)
     commit()
     return shown
@@ -85,6 +89,8 @@ def enable_two_factor(user_id: int, sid: str, code: str) -> dict[str, list[str]]
     user = accounts.lock_row(user_id)
     if authenticator.is_on(user):
         raise ApiError(codes.AUTH_TWO_FACTOR_ON)
+    if user.email_verified_at is None:
+        raise ApiError(codes.AUTH_EMAIL_UNPROVEN)
     if user.totp_secret is None:
         raise ApiError(codes.AUTH_TWO_FACTOR_NOT_SET_UP)
     if not authenticator.accept_totp(user, code):

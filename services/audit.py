@@ -102,7 +102,7 @@ def record_refused(event: str, user: UserModel | None, device_id: str | None = N
     if row is None:
         return
     if user is None or user.email_verified_at is None:  # perhaps not the owner's account: keep the owner's traces out
-        row.update(ip=None, user_agent=None)
+        row.update(ip=None, user_agent=None, device_id=None)
     g.events_after_response = [*g.get("events_after_response", []), row]
 
 

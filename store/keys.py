@@ -90,3 +90,8 @@ def digest(text: str) -> str:
 def rate_limit_email(email: str) -> str:
     """The per-email rate limit's key (Flask-Limiter puts it under LIMITER_PREFIX)."""
     return "email:" + digest(email)
+
+
+def rate_limit_email_from(email: str, address: str) -> str:
+    """The key of a limit per email and client address."""
+    return f"email:{digest(email)}:from:{digest(address)}"

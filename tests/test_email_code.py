@@ -1,5 +1,7 @@
 """Sign-in codes travel through a real SMTP server and work exactly once."""
 
+import time
+
 import pytest
 
 import codes
@@ -153,3 +155,15 @@ def test_the_mailbox_owner_ends_the_account_someone_registered_with_their_addres
     again = verify(client, code_in(smtp.last_to("bob@example.com")))
     assert again.status_code == 200
     assert client.get(f"{AUTH}/me", headers=bearer(owner["access_token"])).status_code == 200
+
+
+def test_requests_refused_as_too_soon_do_not_use_up_the_addresss_mail_budget(make_app):
+    """Five quick requests (one mail, four refused as too soon) used to spend the address's five an
+    hour, so that anyone could keep its owner from getting a code: only mails sent count now."""
+    client = make_app(auth__email_code_resend_seconds=1, auth__rate_limits__send_code_per_email="2/hour").test_client()
+    assert [send_code(client).status_code for _ in range(5)] == [200, 429, 429, 429, 429]
+    time.sleep(1.1)
+    assert send_code(client).status_code == 200  # the second mail of two
+    time.sleep(1.1)
+    refused = send_code(client)
+    assert refused.status_code == 429 and refused.get_json()["code"] == codes.RATE_LIMITED.code

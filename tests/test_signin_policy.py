@@ -30,6 +30,13 @@ from tests.helpers import (
 NEW_PASSWORD = "a brand new passphrase"
 
 
+@pytest.fixture
+def user(client, smtp):
+    """A user whose address is proven: two-factor is only for those (409 10028 otherwise)."""
+    alice = proven(client, smtp)
+    return {**alice, "id": alice["user"]["id"]}
+
+
 def post(client, path, token=None, **body):
     return client.post(f"{AUTH}{path}", json=body, headers=bearer(token) if token else {})
 
@@ -65,7 +72,8 @@ def signed_in_with_both(client, secret, email="alice@example.com", password=PASS
 
 # --- what each way proves ------------------------------------------------------------------------
 
-def test_tokens_say_what_the_sign_in_proved_and_a_refresh_keeps_it(client, user):
+def test_tokens_say_what_the_sign_in_proved_and_a_refresh_keeps_it(client):
+    user = register(client)
     access = claims(user["access_token"])
     assert access["amr"] == ["pwd"] and abs(access["auth_time"] - time.time()) < 5
     time.sleep(1.1)  # so that a refresh that set auth_time anew would show it
@@ -118,6 +126,7 @@ def test_a_password_reset_keeps_two_factor_on_and_cannot_turn_it_off(make_app, s
 
 SENSITIVE = [("post", "/2fa/setup", {}), ("post", "/2fa/enable", {"code": "123456"}),
              ("post", "/2fa/disable", {"password": PASSWORD}), ("delete", "/sessions", None),
+             ("delete", "/sessions/another-devices-session", None),
              ("delete", "/me", {"password": PASSWORD})]
 
 
@@ -131,9 +140,9 @@ def assert_step_up_asked(answer, max_age):
     assert challenge.startswith('Bearer error="insufficient_user_authentication"') and f"max_age={max_age}" in challenge
 
 
-def test_a_stale_sign_in_is_asked_to_sign_in_again_and_reauthenticating_keeps_the_session(make_app):
+def test_a_stale_sign_in_is_asked_to_sign_in_again_and_reauthenticating_keeps_the_session(make_app, smtp):
     client = make_app(auth__reauth_max_age=1).test_client()
-    alice = register(client)
+    alice = proven(client, smtp)
     time.sleep(2.1)
     for method, path, body in SENSITIVE:
         assert_step_up_asked(ask(client, alice["access_token"], method, path, body), 1)
@@ -147,7 +156,7 @@ def test_a_stale_sign_in_is_asked_to_sign_in_again_and_reauthenticating_keeps_th
 
 
 def test_with_two_factor_on_a_step_up_needs_both_factors_and_reauthenticate_asks_for_the_second(client, user):
-    secret = with_two_factor(client, user["access_token"])  # the registration's token proved the password only
+    secret = with_two_factor(client, user["access_token"])  # the reset's token proved the mailbox only
     assert_step_up_asked(post(client, "/2fa/disable", user["access_token"], password=PASSWORD), 600)
     without = post(client, "/reauthenticate", user["access_token"], password=PASSWORD)
     assert without.status_code == 422 and isinstance(without.get_json()["data"]["fields"]["totp_code"], list)
@@ -212,13 +221,18 @@ def test_a_challenge_issued_before_a_password_change_no_longer_completes(client,
 
 # --- finding 5: a squatter's two-factor ----------------------------------------------------------
 
-def test_the_owners_first_code_login_clears_a_squatters_two_factor(client, smtp):
+def test_two_factor_waits_for_a_proven_address_so_a_squatter_sets_none_and_a_mailbox_clears_none(client, smtp):
+    """Before: a squatter's authenticator outlived the owner's first code login; and the owner's
+    own, set before the address was proven, fell to anyone who read the mailbox. Now the first
+    proof clears what was set before it, and nothing can be set before it."""
     squatter = register(client)
-    with_two_factor(client, squatter["access_token"])
+    refused = post(client, "/2fa/setup", squatter["access_token"])
+    assert refused.status_code == 409 and refused.get_json()["code"] == codes.AUTH_EMAIL_UNPROVEN.code
+    assert post(client, "/2fa/enable", squatter["access_token"], code="123456").get_json()["code"] == 10028
     send_code(client, "alice@example.com")
     owner = verify(client, code_in(smtp.last_to("alice@example.com")), "alice@example.com")
-    assert owner.status_code == 200 and "access_token" in owner.get_json()["data"]
-    assert post(client, "/2fa/setup", owner.get_json()["data"]["access_token"]).status_code == 200  # off now
+    assert owner.status_code == 200 and me(client, squatter["access_token"]).status_code == 401
+    assert post(client, "/2fa/setup", owner.get_json()["data"]["access_token"]).status_code == 200
 
 
 # --- finding 6: codes that are not ASCII ---------------------------------------------------------
@@ -284,12 +298,13 @@ def test_registrations_that_mail_a_code_count_against_the_send_code_limit(make_a
 
 def test_a_squatter_reads_no_address_or_user_agent_of_the_owners_attempts(client):
     squatter = register(client)
-    client.post(f"{AUTH}/login", json={"email": "alice@example.com", "password": "the owner tries"},
-                headers={"User-Agent": "OwnersPhone/1.0"})
+    client.post(f"{AUTH}/login", json={"email": "alice@example.com", "password": "the owner tries",
+                                       "device_id": "owners-phone"}, headers={"User-Agent": "OwnersPhone/1.0"})
     client.post(f"{AUTH}/send-email-code", json={"email": "alice@example.com"}, headers={"User-Agent": "OwnersPhone"})
     items = client.get(f"{AUTH}/activity", headers=bearer(squatter["access_token"])).get_json()["data"]["items"]
     theirs = [item for item in items if item["event"] in ("login_wrong_password", "code_sent")]
-    assert len(theirs) == 2 and all(item["ip"] is None and item["user_agent"] is None for item in theirs)
+    assert len(theirs) == 2
+    assert all((item["ip"], item["user_agent"], item["device_id"]) == (None, None, None) for item in theirs)
 
 
 # --- finding 10: what a deleted account leaves -------------------------------------------------------

@@ -14,6 +14,13 @@ import codes
 from tests.helpers import AUTH, PASSWORD, bearer, code_in, login, me, proven, send_code
 
 
+@pytest.fixture
+def user(client, smtp):
+    """A user whose address is proven: two-factor is only for those (409 10028 otherwise)."""
+    alice = proven(client, smtp)
+    return {**alice, "id": alice["user"]["id"]}
+
+
 def post(client, path, token=None, **body):
     return client.post(f"{AUTH}{path}", json=body, headers=bearer(token) if token else {})
 

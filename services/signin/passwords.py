@@ -74,10 +74,12 @@ def _under_gevent() -> bool:
 
 def check(email: str, password_hash: str | None, password: str) -> None:
     """The lockout first, then the password (argon2, outside any row lock); a wrong one counts
-    toward the lockout. Raises unless the password is right."""
+    toward the lockout, and the lockout is looked at again after a right one: parallel wrong tries
+    may have locked the email while argon2 ran. Raises unless the password is right."""
     refuse_if_locked(email)
     if not verify_password(password_hash, password):
         _record_failure(email)
+    refuse_if_locked(email)
 
 
 def seconds_locked(email: str) -> int:

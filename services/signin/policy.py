@@ -73,7 +73,9 @@ def renew(user: UserModel, proven: set[str], sid: str, device_id: str | None, ip
     if "pwd" in proven:
         passwords.clear_lockout(user.email)
     authenticator.clear_lockout(user.id)
-    audit.record("reauthenticated", user.id, device_id, amr=amr(proven))
+    # Committed before the session changes in Redis: a commit failing after that would leave the
+    # client with a refresh token the renewal replaced, whose next use counts as reuse.
+    audit.record_now("reauthenticated", user.id, device_id, amr=amr(proven))
     return sessions.renew(user, sid, device_id, amr(proven), int(time.time()), ip)
 
 

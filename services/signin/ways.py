@@ -30,7 +30,6 @@ def login(email: str, password: str, device_id: str | None, ip: str) -> dict[str
         audit.record_refused("login_locked" if locked else "login_wrong_password", user, device_id)
         raise
     user = accounts.lock_unchanged(user.id, password_hash)
-    passwords.refuse_if_locked(email)  # locked by parallel attempts while we verified
     passwords.upgrade(user, password)
     return policy.grant(user, {"pwd"}, device_id, ip)
 
