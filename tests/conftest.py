@@ -21,7 +21,16 @@ from app import create_app
 from extensions import db, limiter, redis_store
 from scripts.processes import free_port
 from services import audit, schema
-from tests.helpers import PASSWORD, TEST_DB_URL, TEST_PREFIX, bearer, drop_database, recreate_database, register
+from tests.helpers import (
+    PASSWORD,
+    TEST_DB_URL,
+    TEST_PREFIX,
+    bearer,
+    drop_database,
+    proven,
+    recreate_database,
+    register,
+)
 from tests.live import CHROMIUM, OfflineBrowser
 
 
@@ -133,6 +142,13 @@ def user(client) -> dict[str, Any]:
     """A registered user: {"email", "password", "id", "access_token", "refresh_token", ...}."""
     data = register(client)
     return {"email": "alice@example.com", "password": PASSWORD, "id": data["user"]["id"], **data}
+
+
+@pytest.fixture
+def proven_user(client, smtp) -> dict[str, Any]:
+    """A registered user whose address is proven (by a reset to the same password), as the user fixture."""
+    alice = proven(client, smtp)
+    return {**alice, "id": alice["user"]["id"]}
 
 
 @pytest.fixture

@@ -85,6 +85,11 @@ def proven(client, smtp, email: str = "alice@example.com", password: str = PASSW
     return {"email": email, "password": password, **reset.get_json()["data"]}
 
 
+def auth_post(client, path: str, token: str | None = None, **body: Any):
+    """POST a JSON body to an /api/client/auth path, signed in with token if given."""
+    return client.post(f"{AUTH}{path}", json=body, headers=bearer(token) if token else {})
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -26,19 +26,17 @@ from tests.helpers import (
     send_code,
     verify,
 )
+from tests.helpers import (
+    auth_post as post,
+)
 
 NEW_PASSWORD = "a brand new passphrase"
 
 
 @pytest.fixture
-def user(client, smtp):
-    """A user whose address is proven: two-factor is only for those (409 10028 otherwise)."""
-    alice = proven(client, smtp)
-    return {**alice, "id": alice["user"]["id"]}
-
-
-def post(client, path, token=None, **body):
-    return client.post(f"{AUTH}{path}", json=body, headers=bearer(token) if token else {})
+def user(proven_user):
+    """Two-factor is only for a proven address (409 10028 otherwise)."""
+    return proven_user
 
 
 def claims(token):

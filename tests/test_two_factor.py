@@ -11,18 +11,14 @@ import zxingcpp
 from PIL import Image
 
 import codes
-from tests.helpers import AUTH, PASSWORD, bearer, code_in, login, me, proven, send_code
+from tests.helpers import AUTH, PASSWORD, bearer, code_in, login, me, send_code
+from tests.helpers import auth_post as post
 
 
 @pytest.fixture
-def user(client, smtp):
-    """A user whose address is proven: two-factor is only for those (409 10028 otherwise)."""
-    alice = proven(client, smtp)
-    return {**alice, "id": alice["user"]["id"]}
-
-
-def post(client, path, token=None, **body):
-    return client.post(f"{AUTH}{path}", json=body, headers=bearer(token) if token else {})
+def user(proven_user):
+    """Two-factor is only for a proven address (409 10028 otherwise)."""
+    return proven_user
 
 
 def code_for(secret, at=None):
@@ -99,10 +95,9 @@ def test_the_activity_says_the_sign_in_used_the_password_and_the_authenticator(c
         "login_totp", "Signed in with the password and the authenticator app")
 
 
-def test_a_refresh_does_not_ask_again_and_a_code_login_does(client, smtp):
-    alice = proven(client, smtp)
-    enabled(client, alice)
-    assert post(client, "/refresh", refresh_token=alice["refresh_token"]).status_code == 200
+def test_a_refresh_does_not_ask_again_and_a_code_login_does(client, user, smtp):
+    enabled(client, user)
+    assert post(client, "/refresh", refresh_token=user["refresh_token"]).status_code == 200
     send_code(client, "alice@example.com")
     answer = post(client, "/email-verify-login", email="alice@example.com",
                   code=code_in(smtp.last_to("alice@example.com")))
