@@ -195,13 +195,14 @@ def _share_named_types(node: Any, components: dict[str, Any]) -> None:
 
 def _say_alternatives(app: Flask, components: dict[str, Any]) -> None:
     """A body's either/or rules, which its schema checks in a validates_schema, in the document too:
-    EXACTLY_ONE groups of (string) fields, of which one is given and the others absent or null, and
-    AT_MOST_ONE groups, of which not two are strings."""
+    EXACTLY_ONE groups of fields, of which one is given and the others absent or null, and
+    AT_MOST_ONE groups of string fields, of which not two are strings."""
     bodies = {contract["json"] for view in app.view_functions.values()
               if "json" in (contract := getattr(view, "_openapi", {}))}
     for schema_cls in bodies:
         rules = [{"oneOf": [{"required": [name], "properties": {
-                    other: {"type": "string" if other == name else "null"} for other in group}} for name in group]}
+                    other: {"not": {"type": "null"}} if other == name else {"type": "null"} for other in group}}
+                    for name in group]}
                  for group in getattr(schema_cls, "EXACTLY_ONE", ())]
         rules += [{"not": {"required": list(group), "properties": {name: {"type": "string"} for name in group}}}
                   for group in getattr(schema_cls, "AT_MOST_ONE", ())]

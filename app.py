@@ -19,7 +19,7 @@ import logs
 import metrics
 import models  # noqa: F401  (registers every table with the metadata)
 import workarounds
-from blueprints import account, auth, order, payment, system
+from blueprints import account, auth, order, passkeys, payment, system
 from config import load_config
 from errors import ApiError
 from extensions import babel, cors, db, end_db_session, limiter, redis_store, select_locale
@@ -134,5 +134,5 @@ def refuse_oversized_requests() -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (system, auth, account, order, payment):
+    for module in (system, auth, account, passkeys, order, payment):
         app.register_blueprint(module.bp)

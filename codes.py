@@ -52,6 +52,10 @@ AUTH_TWO_FACTOR_ON = Code(10024, 409, _l("Two-factor sign-in is on already."))
 AUTH_TWO_FACTOR_NOT_SET_UP = Code(10025, 409, _l("Set up two-factor sign-in first."))
 AUTH_TWO_FACTOR_CODE_INVALID = Code(10026, 401, _l("The two-factor code is incorrect or was used already."))
 AUTH_REAUTH_REQUIRED = Code(10027, 401, _l("Sign in again to do this."))
+PASSKEY_INVALID = Code(10029, 400, _l("The passkey could not be verified."))
+PASSKEY_CHALLENGE_EXPIRED = Code(10030, 400, _l("The passkey request has expired or was used. Ask for new options."))
+PASSKEY_NOT_FOUND = Code(10031, 404, _l("Passkey not found."))
+PASSKEY_EXISTS = Code(10032, 409, _l("This passkey is registered already."))
 AUTH_EMAIL_UNPROVEN = Code(10028, 409, _l("Confirm your email address first: reset your password with a code "
                                           "mailed to it."))
 

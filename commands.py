@@ -20,7 +20,7 @@ from services import account, audit, orders
 from services.payments import dev as dev_payments
 from services.payments import reconcile, refunds
 from services.payments.base import ProviderError
-from services.signin import accounts, operators, passwords
+from services.signin import accounts, operators, passkeys, passwords
 from services.signin import sessions as signin_sessions
 from store import sessions
 
@@ -96,6 +96,16 @@ def list_user_sessions(email: str) -> None:
     for session in account.list_sessions(_user(email).id, current_sid="")["items"]:
         click.echo(f"{session['id']}  device={session['device_id'] or '-'}  ip={session['ip'] or '-'}"
                    f"  created={session['created_at'].isoformat()}  last_used={session['last_used_at'].isoformat()}")
+
+
+@users.command("passkeys")
+@email_argument
+def list_user_passkeys(email: str) -> None:
+    """Print the user's passkeys."""
+    for key in passkeys.of_user(_user(email).id):
+        last = key.last_used_at.isoformat() if key.last_used_at else "-"
+        click.echo(f"{key.id}  {key.name}  synced={'yes' if key.backed_up else 'no'}  aaguid={key.aaguid}"
+                   f"  created={key.created_at.isoformat()}  last_used={last}  count={key.sign_count}")
 
 
 @users.command("activity")

@@ -9,6 +9,7 @@ import os
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import yaml
 from flask import current_app
@@ -141,6 +142,35 @@ class PasswordHashingSection(_Section):
     parallelism = fields.Integer(load_default=4, validate=validate.Range(min=1), **_doc("argon2id lanes"))
 
 
+NATIVE_ORIGINS = ("android:apk-key-hash:", "ios:bundle-id:")  # what native apps' platform APIs send as origin
+
+
+class WebAuthnSection(_Section):
+    rp_id = fields.String(load_default="localhost", validate=validate.Length(min=1, max=253),
+                          **_doc("the relying party: the domain passkeys belong to"))
+    rp_name = fields.String(load_default="Flask API", validate=validate.Length(min=1, max=64),
+                            **_doc("the name an authenticator shows"))
+    origins = fields.List(fields.String(), load_default=lambda: ["http://localhost:8000"],
+                          validate=validate.Length(min=1),
+                          **_doc("origins a ceremony may come from: pages on rp_id or below it, and "
+                                 "native apps' (`android:apk-key-hash:...`)"))
+
+    @validates_schema
+    def check_origins(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A web origin must be on rp_id or a subdomain of it, as browsers require; https unless localhost."""
+        rp_id = data["rp_id"]
+        for origin in data["origins"]:
+            if origin.startswith(NATIVE_ORIGINS):
+                continue
+            parts = urlsplit(origin)
+            host = parts.hostname or ""
+            if parts.scheme not in ("https", "http") or (parts.scheme == "http" and host != "localhost"):
+                raise ValidationError(f"{origin}: https (http only for localhost), or a native app's origin",
+                                      field_name="origins")
+            if host != rp_id and not host.endswith("." + rp_id):
+                raise ValidationError(f"{origin}: not on rp_id {rp_id}", field_name="origins")
+
+
 class AuthSection(_Section):
     jwt_secret = fields.String(required=True, validate=validate.Length(min=16),
                                **_doc("signs tokens and email-code digests; 32+ characters in production"))
@@ -168,6 +198,7 @@ class AuthSection(_Section):
         load_default=False, **_doc("register mails a code, and only confirming it creates the account"))
     rate_limits = _section(RateLimitsSection)
     password_hashing = _section(PasswordHashingSection)
+    webauthn = _section(WebAuthnSection)
 
 
 class SmtpSection(_Section):

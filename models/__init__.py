@@ -2,6 +2,7 @@
 
 from models.account_event import AccountEventModel
 from models.order import OrderModel, OrderStatus
+from models.passkey import PasskeyModel
 from models.payment import (
     REFUSED_OUTCOMES,
     CheckoutModel,
@@ -13,5 +14,6 @@ from models.payment import (
 )
 from models.user import UserModel
 
-__all__ = ["AccountEventModel", "CheckoutModel", "DevLedgerModel", "OrderModel", "OrderStatus", "PaymentModel",
+__all__ = ["AccountEventModel", "CheckoutModel", "DevLedgerModel", "OrderModel", "OrderStatus", "PasskeyModel",
+           "PaymentModel",
            "PaymentOutcome", "REFUSED_OUTCOMES", "RefundModel", "RefundStatus", "UserModel"]

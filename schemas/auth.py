@@ -129,13 +129,15 @@ class TwoFactorVerifySchema(Schema):
     code = fields.String(load_default=None, load_only=True, validate=six_digits(),
                          metadata={"description": "the authenticator app's 6 digits"})
     recovery_code = fields.String(load_default=None, load_only=True, validate=length(min=1, max=64))
+    passkey = fields.Dict(load_default=None, load_only=True, metadata={
+        "description": "a passkey's assertion for the options of POST /2fa/passkey/options, as JSON"})
     device_id = device_field()
-    EXACTLY_ONE = (("code", "recovery_code"),)  # what one_code checks, for the document (api.py)
+    EXACTLY_ONE = (("code", "recovery_code", "passkey"),)  # what one_code checks, for the document (api.py)
 
     @validates_schema
     def one_code(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if (data["code"] is None) == (data["recovery_code"] is None):
-            raise ValidationError({"code": [str(_l("Give either the code or a recovery code."))]})
+        if sum(data[name] is not None for name in ("code", "recovery_code", "passkey")) != 1:
+            raise ValidationError({"code": [str(_l("Give one of the code, a recovery code or a passkey."))]})
 
 
 class ReauthenticateSchema(Schema):

@@ -13,7 +13,7 @@ from models.base import utcnow
 from schemas.passwords import refuse_email_name
 from services import audit
 from services.base import commit
-from services.signin import accounts, authenticator, mailbox, passwords, policy
+from services.signin import accounts, authenticator, mailbox, passkeys, passwords, policy
 from services.signin import sessions as signin_sessions
 from store import login_failures, sessions, user_snapshot
 
@@ -116,6 +116,42 @@ def disable_two_factor(user_id: int, code: str | None, password: str | None) -> 
         authenticator.prove(user, code, code)
     authenticator.turn_off(user)
     audit.record("two_factor_disabled", user_id)
+    commit()
+
+
+def add_passkey_options(user_id: int) -> dict[str, Any]:
+    """Creation options for a new passkey (the user picks or makes one on the device); like
+    two-factor, only for a proven address, whose first proof would clear it."""
+    user = accounts.signed_in(user_id)
+    if user.email_verified_at is None:
+        raise ApiError(codes.AUTH_EMAIL_UNPROVEN)
+    return {"options": passkeys.registration_options(user)}
+
+
+def add_passkey(user_id: int, credential: dict[str, Any], name: str) -> Any:
+    """Keep the passkey the device made for the pending options."""
+    key = passkeys.register(accounts.lock_row(user_id), credential, name)
+    audit.record("passkey_added", user_id, passkey=key.id)
+    commit()
+    return key
+
+
+def list_passkeys(user_id: int) -> dict[str, Any]:
+    return {"items": passkeys.of_user(user_id)}
+
+
+def rename_passkey(user_id: int, passkey_id: int, name: str) -> Any:
+    key = passkeys.owned(user_id, passkey_id)
+    key.name = name
+    audit.record("passkey_renamed", user_id, passkey=key.id)
+    commit()
+    return key
+
+
+def remove_passkey(user_id: int, passkey_id: int) -> None:
+    key = passkeys.owned(user_id, passkey_id)
+    db.session.delete(key)
+    audit.record("passkey_removed", user_id, passkey=passkey_id)
     commit()
 
 

@@ -61,6 +61,11 @@ EVENTS = {
     "two_factor_enabled": _l("Two-factor sign-in turned on"),
     "two_factor_disabled": _l("Two-factor sign-in turned off"),
     "recovery_code_used": _l("Signed in with a recovery code"),
+    "passkey_login": _l("Signed in with a passkey"),
+    "passkey_added": _l("Passkey added"),
+    "passkey_renamed": _l("Passkey renamed"),
+    "passkey_removed": _l("Passkey removed"),
+    "passkey_counter_regression": _l("A passkey answered with a counter that went backwards: refused"),
 }
 USER_AGENT_LENGTH = 255
 FOLDED = frozenset({"login_wrong_password", "login_locked", "login_rate_limited", "code_sent"})

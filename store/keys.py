@@ -28,7 +28,7 @@ class KeyName:
     """One kind of key: ``<name>:{<owner>}`` and, with a suffix, ``:<suffix>`` after it."""
 
     name: str
-    owner: str  # "user", "email" or "address"
+    owner: str  # "user", "email", "address" or "flow"
     suffix: str = ""  # what follows the tag, as the docstrings show it: "<sid>", "<order_no>"
 
     def __call__(self, owner: int | str, suffix: str | None = None) -> str:
@@ -53,6 +53,12 @@ def per_user(name: str, suffix: str = "") -> KeyName:
 
 def per_email(name: str) -> KeyName:
     DECLARED.append(key := KeyName(name, "email"))
+    return key
+
+
+def per_flow(name: str) -> KeyName:
+    """A key of one anonymous ceremony (a passkey sign-in): tagged by a digest of its id."""
+    DECLARED.append(key := KeyName(name, "flow"))
     return key
 
 

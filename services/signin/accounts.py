@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 import codes
 from errors import ApiError
 from extensions import db
-from models import UserModel
+from models import PasskeyModel, UserModel
 from models.base import utcnow
 from services.base import commit
 
@@ -69,6 +69,7 @@ def create_code_user(email: str) -> UserModel:
 
 
 def clear_factors(user: UserModel) -> None:
-    """Forget every credential of the row: its password and its two-factor secret and codes."""
+    """Forget every credential of the account: its password, its two-factor secret and codes, its passkeys."""
     user.password_hash = None
     user.totp_secret = user.totp_enabled_at = user.recovery_codes = None
+    db.session.execute(delete(PasskeyModel).where(PasskeyModel.user_id == user.id))

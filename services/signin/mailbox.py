@@ -88,7 +88,6 @@ def prove_address(user: UserModel) -> None:
     the two-factor secret and recovery codes, and every session."""
     if user.email_verified_at is not None:
         return
-    if user.password_hash is not None or user.totp_secret is not None:
-        sessions.revoke_all(user.id)
+    sessions.revoke_all(user.id)
     accounts.clear_factors(user)
     user.email_verified_at = utcnow()

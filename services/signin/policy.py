@@ -6,7 +6,10 @@ Every way in ends by naming what it proved, as RFC 8176 method names:
     otp        a code mailed to the address (sign-in, reset or registration code)
     totp       a code of the authenticator app
     recovery   one of the account's recovery codes (not an RFC 8176 name: there is none for it)
-    mfa        added when a first factor (pwd, otp) and a second (totp, recovery) are both proven
+    hwk, swk   a passkey kept on one device (hwk) or synced between devices (swk)
+    pin        the passkey's authenticator verified its user (a PIN or a biometric)
+    mfa        added when a first factor (pwd, otp, hwk, swk) and a second are both proven: totp,
+               recovery or pin; or a passkey beside a password or a mailed code
 
 grant() turns them into a token pair when they are enough for the account, and otherwise into
 the two-factor challenge, which holds what was proven and what is still needed. Tokens carry the
@@ -28,16 +31,22 @@ from extensions import db
 from models import UserModel
 from services import audit, tokens
 from services.base import commit
-from services.signin import authenticator, passwords, sessions
+from services.signin import authenticator, passkeys, passwords, sessions
 from store import two_factor
 
-FIRST_FACTORS = frozenset({"pwd", "otp"})
-SECOND_FACTORS = frozenset({"totp", "recovery"})
+KEYS = frozenset({"hwk", "swk"})
+FIRST_FACTORS = frozenset({"pwd", "otp"}) | KEYS
+SECOND_FACTORS = frozenset({"totp", "recovery", "pin"})
 CHALLENGE_TTL = 300  # seconds
 
 
+def _second(proven: set[str]) -> bool:
+    """A second factor: one of SECOND_FACTORS, or a passkey beside a password or a mailed code."""
+    return bool(proven & SECOND_FACTORS or (proven & KEYS and proven & (FIRST_FACTORS - KEYS)))
+
+
 def amr(proven: set[str]) -> list[str]:
-    both = proven & FIRST_FACTORS and proven & SECOND_FACTORS
+    both = proven & FIRST_FACTORS and _second(proven)
     return sorted(proven | {"mfa"} if both else proven)
 
 
@@ -45,8 +54,8 @@ def still_needed(user: UserModel, proven: set[str]) -> list[str]:
     """What the account asks for beyond proven: nothing, or one of the second factors."""
     if not proven & FIRST_FACTORS:
         return sorted(FIRST_FACTORS)
-    if authenticator.is_on(user) and not proven & SECOND_FACTORS:
-        return sorted(SECOND_FACTORS)
+    if authenticator.is_on(user) and not _second(proven):
+        return sorted({"totp", "recovery"} | ({"passkey"} if passkeys.has_any(user.id) else set()))
     return []
 
 
@@ -59,7 +68,7 @@ def grant(user: UserModel, proven: set[str], device_id: str | None, ip: str) -> 
         return challenge(user, proven, needed, device_id)
     if "pwd" in proven:
         passwords.clear_lockout(user.email)
-    if proven & SECOND_FACTORS:
+    if _second(proven):
         authenticator.clear_lockout(user.id)
     user.record_login()
     audit.record(_sign_in_event(proven), user.id, device_id, amr=amr(proven))
@@ -80,6 +89,8 @@ def renew(user: UserModel, proven: set[str], sid: str, device_id: str | None, ip
 
 
 def _sign_in_event(proven: set[str]) -> str:
+    if proven & KEYS:
+        return "passkey_login"
     if "recovery" in proven:
         return "recovery_code_used"
     if "totp" in proven:

@@ -13,7 +13,7 @@ import metrics
 from errors import ApiError
 from models import UserModel
 from services import audit, tokens
-from services.signin import accounts, authenticator, mailbox, passwords, policy
+from services.signin import accounts, authenticator, mailbox, passkeys, passwords, policy
 from store import account_events, sessions
 
 
@@ -76,14 +76,31 @@ def reset_password(email: str, code: str, new_password: str, device_id: str | No
     return policy.grant(user, {"otp"}, device_id, ip)
 
 
-def second_step(mfa_token: str, code: str | None, recovery_code: str | None, ip: str) -> dict[str, Any]:
-    """The challenge and a TOTP or recovery code, once each, complete a sign-in."""
+def second_step(mfa_token: str, code: str | None, recovery_code: str | None, passkey: dict[str, Any] | None,
+                ip: str) -> dict[str, Any]:
+    """The challenge and a TOTP code, a recovery code or a passkey's assertion, once each,
+    complete a sign-in."""
     claims = tokens.decode(mfa_token, "mfa")
     user = accounts.lock_row(claims["uid"])
     authenticator.refuse_if_locked(user.id)
     proven = policy.spend_challenge(user, claims)
-    proven.add(authenticator.prove(user, code, recovery_code))
+    if passkey is not None:
+        proven |= passkeys.prove_second_step(user.id, claims["jti"], passkey)
+    else:
+        proven.add(authenticator.prove(user, code, recovery_code))
     return policy.grant(user, proven, claims.get("device_id"), ip)
+
+
+def second_step_passkey_options(mfa_token: str) -> dict[str, Any]:
+    """Request options for completing an open challenge with one of the user's passkeys."""
+    claims = tokens.decode(mfa_token, "mfa")
+    return passkeys.second_step_options(claims["uid"], claims["jti"])
+
+
+def passkey_sign_in(flow_id: str, credential: dict[str, Any], device_id: str | None, ip: str) -> dict[str, Any]:
+    """Sign in with a passkey: no email typed, the device named the account."""
+    user_id, proven = passkeys.sign_in(flow_id, credential)
+    return policy.grant(accounts.lock_row(user_id), proven, device_id, ip)
 
 
 def reauthenticate(user_id: int, sid: str, device_id: str | None, body: dict[str, Any], ip: str) -> dict[str, Any]:
