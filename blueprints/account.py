@@ -136,14 +136,16 @@ def two_factor_disable(body):
 
 @bp.post("/2fa/verify")
 @credential_checks_per_ip()
-@response(AuthResultSchema, errors=[codes.AUTH_TOKEN_INVALID, codes.AUTH_TOKEN_EXPIRED, codes.AUTH_TOKEN_REVOKED,
-                                    codes.AUTH_TWO_FACTOR_CODE_INVALID, codes.AUTH_ACCOUNT_LOCKED,
-                                    codes.PASSKEY_INVALID, codes.PASSKEY_CHALLENGE_EXPIRED])
+@response(AuthResultSchema, also={202: TwoFactorChallengeSchema},
+          errors=[codes.AUTH_TOKEN_INVALID, codes.AUTH_TOKEN_EXPIRED, codes.AUTH_TOKEN_REVOKED,
+                  codes.AUTH_TWO_FACTOR_CODE_INVALID, codes.AUTH_ACCOUNT_LOCKED,
+                  codes.PASSKEY_INVALID, codes.PASSKEY_CHALLENGE_EXPIRED])
 @arguments(TwoFactorVerifySchema)
 def two_factor_verify(body):
     """The second step of a sign-in: the challenge and a TOTP code, a recovery code or a passkey
     answer the token pair."""
-    return ways.second_step(body["mfa_token"], body["code"], body["recovery_code"], body["passkey"], client_ip())
+    return challenged(ways.second_step(body["mfa_token"], body["code"], body["recovery_code"], body["passkey"],
+                                       client_ip()))
 
 
 @bp.get("/activity")

@@ -7,7 +7,7 @@ from flask import Blueprint
 
 import codes
 from api import arguments, response
-from blueprints.auth import challenged, credential_checks_per_ip, no_store, per_email
+from blueprints.auth import challenged, credential_checks_per_ip, no_store
 from blueprints.user_dependencies import current_user, login_required
 from extensions import client_ip
 from schemas.auth import AuthResultSchema, TwoFactorChallengeSchema
@@ -18,7 +18,6 @@ from schemas.passkeys import (
     PasskeyRenameSchema,
     PasskeySchema,
     PasskeySignInChallengeSchema,
-    PasskeySignInOptionsSchema,
     PasskeySignInSchema,
     SecondStepOptionsSchema,
 )
@@ -70,18 +69,17 @@ def rename(body, passkey_id: int):
 @login_required(step_up=True)
 @response(errors=[codes.PASSKEY_NOT_FOUND])
 def remove(passkey_id: int):
-    """Remove one of the signed-in user's passkeys (a recent sign-in)."""
-    account.remove_passkey(current_user().user_id, passkey_id)
+    """Remove one of the signed-in user's passkeys (a recent sign-in); every other session ends."""
+    ctx = current_user()
+    account.remove_passkey(ctx.user_id, ctx.sid, passkey_id)
 
 
 @bp.post("/passkeys/login/options")
-@per_email("login_per_email")
 @credential_checks_per_ip()
 @response(PasskeySignInChallengeSchema)
-@arguments(PasskeySignInOptionsSchema)
-def sign_in_options(body):
-    """Request options for signing in with a passkey; with no email the device lets the user pick."""
-    return passkeys.sign_in_options(body["email"])
+def sign_in_options():
+    """Request options for signing in with a passkey: the device lets the user pick an account."""
+    return passkeys.sign_in_options()
 
 
 @bp.post("/passkeys/login/verify")

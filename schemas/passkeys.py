@@ -9,7 +9,7 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from schemas.auth import device_field, email_field
+from schemas.auth import device_field
 from schemas.common import Timestamp, length
 
 CREDENTIAL = {"description": "what navigator.credentials.create()/.get() answered, as JSON (toJSON())"}
@@ -57,11 +57,6 @@ class PasskeySchema(Schema):
 
 class PasskeyListSchema(Schema):
     items = fields.List(fields.Nested(PasskeySchema))
-
-
-class PasskeySignInOptionsSchema(Schema):
-    email = email_field()
-    email.required, email.load_default = False, None  # no email: the device offers this site's passkeys
 
 
 class PasskeySignInChallengeSchema(Schema):

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from flask_babel import gettext
+
 import codes
 from errors import ApiError
 from extensions import db
@@ -130,9 +132,14 @@ def add_passkey_options(user_id: int) -> dict[str, Any]:
 
 def add_passkey(user_id: int, credential: dict[str, Any], name: str) -> Any:
     """Keep the passkey the device made for the pending options."""
-    key = passkeys.register(accounts.lock_row(user_id), credential, name)
+    user = accounts.lock_row(user_id)
+    key = passkeys.register(user, credential, name)
     audit.record("passkey_added", user_id, passkey=key.id)
     commit()
+    # A passkey signs in on its own: should it not be the owner's, the owner hears of it at once.
+    mailbox.notify(user.email, gettext("A passkey was added to your account"),
+                   gettext("A passkey named %(name)s was added to your account. If it was not you, remove "
+                           "it from your account's passkeys and reset your password.", name=key.name))
     return key
 
 
@@ -148,9 +155,12 @@ def rename_passkey(user_id: int, passkey_id: int, name: str) -> Any:
     return key
 
 
-def remove_passkey(user_id: int, passkey_id: int) -> None:
+def remove_passkey(user_id: int, sid: str, passkey_id: int) -> None:
+    """Remove one; every other session ends too, since a session does not say which key opened it
+    (a thief's among them)."""
     key = passkeys.owned(user_id, passkey_id)
     db.session.delete(key)
+    sessions.revoke_others(user_id, sid)  # before the commit: a failure at worst signs devices out
     audit.record("passkey_removed", user_id, passkey=passkey_id)
     commit()
 

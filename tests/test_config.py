@@ -189,3 +189,17 @@ def test_a_server_on_loopback_gets_tls_only_when_the_url_asks_for_it(make_app):
     # Required once asked: this server offers no TLS (or none with a certificate that bundle signed).
     with asking.app_context(), pytest.raises(OperationalError):
         db.session.execute(text("SELECT 1"))
+
+
+@pytest.mark.parametrize(("origins", "refused"), [
+    (["https://app.example.com", "android:apk-key-hash:Z2l2ZQ"], None),
+    (["https://example.org"], "not on rp_id example.com"),
+    (["http://example.com"], r"https \(http only for localhost\)"),
+])
+def test_passkey_origins_must_be_pages_of_the_relying_party_or_native_apps(origins, refused):
+    overrides = {"auth.webauthn.rp_id": "example.com", "auth.webauthn.origins": origins}
+    if refused is None:
+        assert load_config(overrides=overrides).auth.webauthn.origins == origins
+    else:
+        with pytest.raises(ConfigError, match=refused):
+            load_config(overrides=overrides)

@@ -55,6 +55,15 @@ def mail(email: str, subject: str, text: str, purpose: str) -> dict[str, int]:
     return {"resend_after": settings.auth.email_code_resend_seconds}
 
 
+def notify(email: str, subject: str, text: str) -> None:
+    """Tell the owner of an address that something changed; the change stands whether the mail goes
+    or not (a failure is logged)."""
+    try:
+        mailer.send(email, subject, text)
+    except (smtplib.SMTPException, OSError) as exc:
+        log.warning("notice not sent: %s", exc.__class__.__name__)
+
+
 def send_code(email: str, purpose: str) -> dict[str, int]:
     """Mail a code for purpose ("login" or "reset"); the same mail whether the email has an account or not."""
     claim_resend_window(email, purpose)

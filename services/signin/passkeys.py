@@ -5,8 +5,6 @@ CBOR or COSE. Challenges live in Redis (store/passkey_challenges.py), each answe
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets
 from typing import Any
@@ -35,6 +33,8 @@ from store.passkey_challenges import REGISTRATION, SECOND_STEP, SIGN_IN
 # What a malformed credential raises inside py_webauthn besides its own errors (bad base64, a
 # field of the wrong type): each is the client's mistake, answered 400.
 MALFORMED = (WebAuthnException, ValueError, TypeError, KeyError, AttributeError, IndexError)
+MAX_CREDENTIAL_ID = 1023  # bytes: WebAuthn's bound, and the column's
+TRANSPORTS = frozenset({"ble", "hybrid", "internal", "nfc", "smart-card", "usb"})  # WebAuthn's AuthenticatorTransport
 
 
 def user_handle(user_id: int) -> bytes:
@@ -65,42 +65,47 @@ def register(user: UserModel, credential: dict[str, Any], name: str) -> PasskeyM
                                                          expected_rp_id=rp.rp_id, expected_origin=rp.origins)
     except MALFORMED:
         raise ApiError(codes.PASSKEY_INVALID) from None
+    if len(verified.credential_id) > MAX_CREDENTIAL_ID:
+        raise ApiError(codes.PASSKEY_INVALID)
     if db.session.scalar(select(PasskeyModel.id).where(PasskeyModel.credential_id == verified.credential_id)):
         raise ApiError(codes.PASSKEY_EXISTS)
-    transports = credential.get("response", {}).get("transports") or []
+    response = credential.get("response")
+    said = response.get("transports") if isinstance(response, dict) else None
+    transports = sorted(set(said) & TRANSPORTS) if isinstance(said, list) else []
     key = PasskeyModel(user_id=user.id, credential_id=verified.credential_id, name=name,
                        public_key=verified.credential_public_key, sign_count=verified.sign_count,
-                       transports=json.dumps([str(t) for t in transports][:8]), aaguid=str(verified.aaguid),
+                       transports=json.dumps(transports), aaguid=str(verified.aaguid),
                        backed_up=verified.credential_backed_up)
     db.session.add(key)
     db.session.flush()
     return key
 
 
-def sign_in_options(email: str | None) -> dict[str, Any]:
-    """Request options for an anonymous sign-in: with no email, none allowed by name (the device
-    offers its passkeys for this site, the user picks one); with one, that account's keys, or for
-    an email without any a key id derived from it, so the answer looks alike either way."""
-    allowed: list[bytes] = []
-    if email is not None:
-        user = db.session.scalar(select(UserModel).where(UserModel.email == email))
-        allowed = [key.credential_id for key in of_user(user.id)] if user else []
-        allowed = allowed or [hmac.new(settings.auth.jwt_secret.encode(), f"passkey:{email}".encode(),
-                                       hashlib.sha256).digest()]
+def sign_in_options() -> dict[str, Any]:
+    """Request options for an anonymous sign-in, naming no key: every passkey here is discoverable
+    (registration asks for a resident key), so the device offers this site's and the user picks
+    one. Naming an email's keys would tell whoever asks whether it has an account, and its ids."""
     flow_id = secrets.token_urlsafe(16)
-    options = _request_options(allowed)
+    options = _request_options([])
     passkey_challenges.keep(SIGN_IN(flow_id), base64url_to_bytes(options["challenge"]))
     return {"flow_id": flow_id, "options": options}
 
 
-def sign_in(flow_id: str, credential: dict[str, Any]) -> tuple[int, set[str]]:
-    """The user whose passkey answered the flow's challenge, and what it proved."""
+def owner_of(credential: dict[str, Any]) -> int:
+    """The user whose passkey the credential names (read without a lock: the caller locks the
+    user's row first, then sign_in the key's, in the order every other path takes)."""
+    return _key_of(credential, lock=False).user_id
+
+
+def sign_in(flow_id: str, user_id: int, credential: dict[str, Any]) -> set[str]:
+    """What the user's passkey proved by answering the flow's challenge."""
     challenge = _taken(SIGN_IN(flow_id))
     key = _key_of(credential)
-    handle = (credential.get("response") or {}).get("userHandle")
-    if handle and _decoded(handle) != user_handle(key.user_id):
+    response = credential.get("response")
+    handle = response.get("userHandle") if isinstance(response, dict) else None
+    if key.user_id != user_id or (handle and _decoded(handle) != user_handle(user_id)):
         raise ApiError(codes.PASSKEY_INVALID)
-    return key.user_id, _verify(key, credential, challenge)
+    return _verify(key, credential, challenge)
 
 
 def second_step_options(user_id: int, jti: str) -> dict[str, Any]:
@@ -162,11 +167,12 @@ def _decoded(text: Any) -> bytes:
         raise ApiError(codes.PASSKEY_INVALID) from None
 
 
-def _key_of(credential: dict[str, Any]) -> PasskeyModel:
-    """The stored key the credential names, locked (its counter is read and written here)."""
+def _key_of(credential: dict[str, Any], lock: bool = True) -> PasskeyModel:
+    """The stored key the credential names, locked unless asked not to (its counter is read and
+    written here)."""
     credential_id = _decoded(credential.get("rawId") or credential.get("id") or "")
-    key = db.session.scalar(select(PasskeyModel).where(PasskeyModel.credential_id == credential_id)
-                            .with_for_update())
+    statement = select(PasskeyModel).where(PasskeyModel.credential_id == credential_id)
+    key = db.session.scalar(statement.with_for_update() if lock else statement)
     if key is None:  # never registered, or removed
         raise ApiError(codes.PASSKEY_INVALID)
     return key

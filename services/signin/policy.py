@@ -55,7 +55,8 @@ def still_needed(user: UserModel, proven: set[str]) -> list[str]:
     if not proven & FIRST_FACTORS:
         return sorted(FIRST_FACTORS)
     if authenticator.is_on(user) and not _second(proven):
-        return sorted({"totp", "recovery"} | ({"passkey"} if passkeys.has_any(user.id) else set()))
+        another_passkey = not proven & KEYS and passkeys.has_any(user.id)  # a passkey twice is one factor
+        return sorted({"totp", "recovery"} | ({"passkey"} if another_passkey else set()))
     return []
 
 

@@ -99,8 +99,8 @@ def second_step_passkey_options(mfa_token: str) -> dict[str, Any]:
 
 def passkey_sign_in(flow_id: str, credential: dict[str, Any], device_id: str | None, ip: str) -> dict[str, Any]:
     """Sign in with a passkey: no email typed, the device named the account."""
-    user_id, proven = passkeys.sign_in(flow_id, credential)
-    return policy.grant(accounts.lock_row(user_id), proven, device_id, ip)
+    user = accounts.lock_row(passkeys.owner_of(credential))  # the user's row first, as every path locks
+    return policy.grant(user, passkeys.sign_in(flow_id, user.id, credential), device_id, ip)
 
 
 def reauthenticate(user_id: int, sid: str, device_id: str | None, body: dict[str, Any], ip: str) -> dict[str, Any]:
