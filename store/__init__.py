@@ -9,6 +9,7 @@ writes it. One module per thing stored, each listing its keys in its docstring:
     login_failures.py  the lockouts: wrong passwords by email, wrong second-factor codes by user
     address_limits.py  the refresh limit's moving window, by client address (counted by the rotation)
     two_factor.py      the second factor's spent challenge tokens and used TOTP steps
+    passkey_challenges.py  the challenges of passkey ceremonies, each answered once
     account_events.py  how often a rate-limited login is written to the account's history
 
 Nothing outside this package builds a key. Redis holds only what a login or a database read can
