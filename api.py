@@ -66,6 +66,7 @@ def arguments(schema_cls: type[Schema], location: str = "json") -> Callable:
     readers = {
         "json": read_json,
         "query": lambda: request.args.to_dict(),
+        "form": lambda: request.form.to_dict(),  # application/x-www-form-urlencoded, as RFC 7662 posts
         # Only the headers the schema declares, looked up case-insensitively: not every header of
         # every request copied into a dict for the schema to skip.
         "headers": lambda: {name: request.headers[name] for name in declared if name in request.headers},
@@ -154,6 +155,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     marshmallow_plugin.converter.add_attribute_function(
         lambda self, field, **kwargs: {SHARED: field.metadata["shared_as"]} if "shared_as" in field.metadata else {})
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    spec.components.security_scheme("introspectionClient", {"type": "http", "scheme": "basic"})
     spec.components.schema("Error", {"type": "object", "required": ["code", "data", "msg"], "properties": {
         "code": {"type": "integer"}, "data": {}, "msg": {"type": "string"}}})
     paths: dict[str, dict[str, Any]] = {}
@@ -254,6 +256,9 @@ def _operation(spec: APISpec, view: Callable, contract: dict[str, Any], path_arg
     for location, where in (("query", "query"), ("headers", "header")):
         if location in contract:
             operation["parameters"].append({"in": where, "schema": contract[location]})
+    if "form" in contract:
+        operation["requestBody"] = {"required": True, "content": {
+            "application/x-www-form-urlencoded": {"schema": contract["form"]}}}
     if "json" in contract:
         body_schema = contract["json"]
         # else an empty body is {}; a body with either/or fields (EXACTLY_ONE) always needs one

@@ -19,11 +19,11 @@ import logs
 import metrics
 import models  # noqa: F401  (registers every table with the metadata)
 import workarounds
-from blueprints import account, auth, order, passkeys, payment, system
+from blueprints import account, auth, jwks, order, passkeys, payment, system
 from config import load_config
 from errors import ApiError
 from extensions import babel, cors, db, end_db_session, limiter, redis_store, select_locale
-from services import audit
+from services import audit, keyset
 from store import keys
 
 __version__ = "0.1.0"
@@ -36,6 +36,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     configure(app, config)
     catalogs.ensure_compiled(Path(app.root_path) / "translations", config.app.languages)  # before flask-babel reads
     register_extensions(app)
+    keyset.init_app(app)
     metrics.init_app(app)
     logs.init_app(app)
     audit.init_app(app)
@@ -134,5 +135,5 @@ def refuse_oversized_requests() -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (system, auth, account, passkeys, order, payment):
+    for module in (system, jwks, auth, account, passkeys, order, payment):
         app.register_blueprint(module.bp)

@@ -56,6 +56,7 @@ PASSKEY_INVALID = Code(10029, 400, _l("The passkey could not be verified."))
 PASSKEY_CHALLENGE_EXPIRED = Code(10030, 400, _l("The passkey request has expired or was used. Ask for new options."))
 PASSKEY_NOT_FOUND = Code(10031, 404, _l("Passkey not found."))
 PASSKEY_EXISTS = Code(10032, 409, _l("This passkey is registered already."))
+INTROSPECTION_CLIENT_INVALID = Code(10033, 401, _l("The service's credentials are missing or wrong."))
 AUTH_EMAIL_UNPROVEN = Code(10028, 409, _l("Confirm your email address first: reset your password with a code "
                                           "mailed to it."))
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -16,7 +17,7 @@ from config import reference, settings
 from extensions import db
 from models import PaymentModel, PaymentOutcome, RefundStatus, UserModel
 from schemas.auth import normalize_email
-from services import account, audit, orders
+from services import account, audit, keyset, orders
 from services.payments import dev as dev_payments
 from services.payments import reconcile, refunds
 from services.payments.base import ProviderError
@@ -28,6 +29,7 @@ users = AppGroup("users", help="Operator commands for accounts.")
 payments_group = AppGroup("payments", help="Operator commands for stored payments.")
 refunds_group = AppGroup("refunds", help="Operator commands for refunds.")
 audit_group = AppGroup("audit", help="Operator commands for the account events.")
+keys_group = AppGroup("keys", help="The keys that sign tokens: generate, promote, list, drop (services/keyset.py).")
 # An EMAIL argument arrives normalized, as the API's schemas load addresses.
 email_argument = click.argument("email", callback=lambda ctx, param, value: normalize_email(value))
 
@@ -274,8 +276,81 @@ def config_reference_command() -> None:
     click.echo(reference(), nl=False)
 
 
+def _keys_dir() -> str:
+    directory = settings.auth.jwt_keys_dir
+    if not directory:
+        raise click.ClickException("set auth.jwt_keys_dir (APP__AUTH__JWT_KEYS_DIR) to a folder for the keyset")
+    return directory
+
+
+def _droppable_at(entry: dict) -> datetime | None:
+    """When no token a retired key signed can be live any more (the longest token's life after it retired)."""
+    if entry["state"] != "retired" or not entry.get("retired_at"):
+        return None
+    auth = settings.auth
+    longest = max(auth.access_token_ttl, auth.refresh_token_ttl) + auth.refresh_grace_seconds
+    return datetime.fromisoformat(entry["retired_at"]) + timedelta(seconds=longest)
+
+
+@keys_group.command("generate")
+@click.option("--alg", type=click.Choice(keyset.ALGORITHMS), default="EdDSA", show_default=True)
+def generate_key(alg: str) -> None:
+    """Write a new key, in state next: published at once, signing only once promoted."""
+    entry = keyset.generate(_keys_dir(), alg)
+    click.echo(entry["kid"])
+    click.echo(f"Reload the workers, wait {settings.auth.jwks_max_age} s (jwks_max_age) so that verifiers "
+               f"have it, then: flask keys promote {entry['kid']}", err=True)
+
+
+@keys_group.command("promote")
+@click.argument("kid")
+def promote_key(kid: str) -> None:
+    """next -> active; the key active until now -> retired (it still verifies)."""
+    directory = _keys_dir()
+    entries = keyset.read_entries(directory)
+    if not any(entry["kid"] == kid and entry["state"] == "next" for entry in entries):
+        raise click.ClickException(f"no key {kid} in state next")
+    now = datetime.now(UTC).isoformat()
+    for entry in entries:
+        if entry["state"] == "active":
+            entry["state"], entry["retired_at"] = "retired", now
+        if entry["kid"] == kid:
+            entry["state"] = "active"
+    keyset.write_entries(directory, entries)
+    click.echo(f"{kid} signs once the workers reload (gunicorn: HUP).")
+
+
+@keys_group.command("list")
+def list_keys() -> None:
+    """Every key: its state, age, and when a retired one may be dropped."""
+    now = datetime.now(UTC)
+    for entry in keyset.read_entries(_keys_dir()):
+        droppable = _droppable_at(entry)
+        after = "-" if droppable is None else ("now" if droppable <= now else droppable.isoformat())
+        click.echo(f"{entry['kid']}  {entry['alg']}  {entry['state']}  created={entry['created_at']}"
+                   f"  droppable={after}")
+
+
+@keys_group.command("drop")
+@click.argument("kid")
+def drop_key(kid: str) -> None:
+    """Forget a retired key once every token it signed has expired."""
+    directory = _keys_dir()
+    entries = keyset.read_entries(directory)
+    entry = next((entry for entry in entries if entry["kid"] == kid), None)
+    droppable = _droppable_at(entry) if entry else None
+    if droppable is None or droppable > datetime.now(UTC):
+        raise click.ClickException(f"{kid}: only a retired key whose tokens have all expired can go"
+                                   + (f" (at {droppable.isoformat()})" if droppable else ""))
+    keyset.write_entries(directory, [other for other in entries if other["kid"] != kid])
+    for suffix in (".pem", ".secret"):
+        (Path(directory) / f"{kid}{suffix}").unlink(missing_ok=True)
+    click.echo(f"Dropped {kid}; reload the workers.")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(config_reference_command)
+    app.cli.add_command(keys_group)
     app.cli.add_command(sync_schema_command)
     app.cli.add_command(users)
     app.cli.add_command(payments_group)

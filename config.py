@@ -133,6 +133,7 @@ class RateLimitsSection(_Section):
     send_code_per_ip = fields.String(load_default="30/hour",
                                      **_doc("codes mailed per client address, all purposes together"))
     refresh_per_ip = fields.String(load_default="120/minute", **_doc("refreshes per client address"))
+    introspect_per_ip = fields.String(load_default="1200/minute", **_doc("introspections per client address"))
 
 
 class PasswordHashingSection(_Section):
@@ -171,9 +172,21 @@ class WebAuthnSection(_Section):
                 raise ValidationError(f"{origin}: not on rp_id {rp_id}", field_name="origins")
 
 
+class IntrospectionSection(_Section):
+    clients = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
+                          values=fields.String(validate=validate.Length(min=32)), load_default=dict,
+                          **_doc("services allowed to ask POST /api/system/introspect: id -> secret (32+ "
+                                 "characters), sent as HTTP Basic"))
+
+
 class AuthSection(_Section):
     jwt_secret = fields.String(required=True, validate=validate.Length(min=16),
                                **_doc("signs tokens and email-code digests; 32+ characters in production"))
+    jwt_keys_dir = fields.String(load_default="", **_doc("the keyset `flask keys` writes (EdDSA, ES256, HS256 keys "
+                                                        "with kids); empty: jwt_secret alone"))
+    jwks_max_age = fields.Integer(load_default=300, validate=validate.Range(min=0, max=86400),
+                                  **_doc("seconds verifiers may keep /.well-known/jwks.json; wait this long "
+                                         "between `keys generate` and `keys promote`"))
     jwt_algorithm = fields.String(load_default="HS256", validate=validate.OneOf(["HS256", "HS384", "HS512"]),
                                   **_doc("HMAC algorithm of the tokens"))
     access_token_ttl = fields.Integer(load_default=86400, validate=validate.Range(min=1), **_doc("seconds (24 h)"))
@@ -199,6 +212,7 @@ class AuthSection(_Section):
     rate_limits = _section(RateLimitsSection)
     password_hashing = _section(PasswordHashingSection)
     webauthn = _section(WebAuthnSection)
+    introspection = _section(IntrospectionSection)
 
 
 class SmtpSection(_Section):

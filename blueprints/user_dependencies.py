@@ -13,9 +13,8 @@ from flask import g, request
 
 import codes
 from api import mark_authenticated, mark_step_up
-from config import settings
 from errors import ApiError
-from services import tokens
+from services import keyset, tokens
 from services.signin import policy
 from services.signin import sessions as signin_sessions
 from store import sessions
@@ -69,17 +68,16 @@ def _access_claims(token: str) -> dict[str, Any]:
     """tokens.decode(token, "access"), its verification remembered per token: a client presents
     the same access token request after request, and the signature check costs about a tenth of
     an authenticated request. Expiry is checked on every request, as PyJWT does (exp <= now)."""
-    cfg = settings.auth
-    claims = _verified_access_claims(token, cfg.jwt_secret, cfg.jwt_algorithm)
+    claims = _verified_access_claims(token, keyset.current().serial)
     if claims["exp"] <= time.time():
         raise ApiError(codes.AUTH_TOKEN_EXPIRED)
     return dict(claims)
 
 
 @lru_cache(maxsize=2048)
-def _verified_access_claims(token: str, secret: str, algorithm: str) -> dict[str, Any]:
-    """Only verified tokens are remembered (an ApiError is not); the key and algorithm are part of
-    the cache key, so an app with another secret verifies for itself."""
+def _verified_access_claims(token: str, keyset_serial: int) -> dict[str, Any]:
+    """Only verified tokens are remembered (an ApiError is not); the keyset is part of the cache
+    key, so an app with other keys (another secret, a reloaded keyset) verifies for itself."""
     return tokens.decode(token, "access")
 
 

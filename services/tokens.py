@@ -1,4 +1,6 @@
-"""JWT encoding and decoding: HS256 by default, only the configured algorithm accepted.
+"""JWT encoding and decoding: signed by the keyset's active key (services/keyset.py; HS256 with
+auth.jwt_secret by default), each token naming its key's kid; verified by the key its kid names,
+with that key's algorithm only.
 
 Access and refresh tokens carry what the sign-in proved: ``amr`` (RFC 8176 method names, see
 services/signin/policy.py) and ``auth_time`` (unix seconds of the last proof, RFC 9470). A refresh
@@ -15,6 +17,7 @@ import jwt
 import codes
 from config import settings
 from errors import ApiError
+from services import keyset
 from store.sessions import Issued
 
 REQUIRED_CLAIMS = ["sub", "typ", "jti", "sid", "iat", "exp"]
@@ -48,20 +51,24 @@ def issue_challenge(user_id: int, device_id: str | None, ttl: int, amr: list[str
 
 
 def _encode(user_id: int, typ: str, sid: str, device_id: str | None, now: int, exp: int, **extra: Any) -> str:
-    cfg = settings.auth
     claims: dict[str, Any] = {"sub": str(user_id), "typ": typ, "jti": secrets.token_urlsafe(16),
                               "sid": sid, "iat": now, "exp": exp, **extra}
     if device_id:
         claims["device_id"] = device_id
-    return jwt.encode(claims, cfg.jwt_secret, algorithm=cfg.jwt_algorithm)
+    key = keyset.current().signing
+    return jwt.encode(claims, key.signing, algorithm=key.alg, headers={"kid": key.kid})
 
 
 def decode(token: str, typ: str) -> dict[str, Any]:
     """Verify signature, expiry and type; any failure is a 401 with a specific code."""
-    cfg = settings.auth
     try:
-        claims = jwt.decode(token, cfg.jwt_secret, algorithms=[cfg.jwt_algorithm],
-                            options={"require": REQUIRED_CLAIMS})
+        kid = jwt.get_unverified_header(token).get("kid", keyset.LEGACY)  # no kid: from before kids
+        key = keyset.current().keys.get(kid) if isinstance(kid, str) else None
+        if key is None:  # unknown, or dropped
+            raise ApiError(codes.AUTH_TOKEN_INVALID)
+        # The key's own algorithm, never the token's (RFC 8725): an HS256 token "signed" with a
+        # published public key, or alg none, fails here.
+        claims = jwt.decode(token, key.verifying, algorithms=[key.alg], options={"require": REQUIRED_CLAIMS})
     except jwt.ExpiredSignatureError:
         raise ApiError(codes.AUTH_TOKEN_EXPIRED) from None
     except jwt.InvalidTokenError:
