@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import webauthn
@@ -18,16 +17,10 @@ from argon2 import PasswordHasher
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.micro import per_call_us  # noqa: E402
 from tests.authenticator import Authenticator, unb64  # noqa: E402
 
 ORIGIN, RP_ID = "https://example.com", "example.com"
-
-
-def per_call_us(call, rounds: int) -> float:
-    start = time.perf_counter()
-    for _ in range(rounds):
-        call()
-    return (time.perf_counter() - start) / rounds * 1e6
 
 
 def main() -> None:
