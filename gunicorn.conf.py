@@ -35,6 +35,7 @@ if worker_class == "gevent":
 import metrics  # noqa: E402  (after the patch)
 import workarounds  # noqa: E402
 from config import ConfigError, load_config  # noqa: E402
+from services import keyset  # noqa: E402
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
@@ -74,6 +75,9 @@ def when_ready(server):
 
 def post_worker_init(worker):
     workarounds.leave_reuse_port_group_on_stop(worker)
+    # The app is preloaded in the master, so a HUP's new workers would keep the keyset read at the
+    # first start: each worker reads it again, and `flask keys` takes effect at the next reload.
+    keyset.reload(worker.wsgi)
 
 
 def _metrics_on() -> bool:

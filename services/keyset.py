@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from flask import Flask, current_app
 
 from config import ConfigError
 
+log = logging.getLogger("flask_api.keys")
 LEGACY = "legacy"
 ALGORITHMS = ("EdDSA", "ES256", "HS256")
 STATES = ("next", "active", "retired")
@@ -77,6 +79,15 @@ def init_app(app: Flask) -> None:
         app.extensions["keyset"] = load(app.config["SETTINGS"].auth)
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"config error: auth.jwt_keys_dir: {exc.__class__.__name__}: {exc}") from None
+
+
+def reload(app: Flask) -> None:
+    """Read the keyset again (a new gunicorn worker); one that cannot be read keeps what was read
+    at start, and says so, rather than leave the worker unable to start."""
+    try:
+        app.extensions["keyset"] = load(app.config["SETTINGS"].auth)
+    except (OSError, ValueError, KeyError) as exc:
+        log.error("keyset not reloaded, keeping the one read at start: %s: %s", exc.__class__.__name__, exc)
 
 
 def current() -> Keyset:

@@ -12,6 +12,7 @@ import requests
 import urllib3
 
 from scripts.processes import free_port
+from services import keyset
 from tests.helpers import AUTH, PASSWORD, wait_until
 from tests.live import Gunicorn
 
@@ -123,3 +124,14 @@ def test_the_start_log_names_the_address_served_even_when_the_command_line_gives
         assert requests.get(server.url + "/api/system/health", timeout=5).ok
         assert f"Listening at: http://127.0.0.1:{given} " in server.output()
         assert f":{server.port}" not in server.output()
+
+
+def test_a_reload_picks_up_the_keyset_that_flask_keys_wrote(tmp_path):
+    """The app is preloaded in the master; each new worker reads the keyset again."""
+    with Gunicorn(workers=1, auth__jwt_keys_dir=str(tmp_path)) as server:
+        assert requests.get(server.url + "/.well-known/jwks.json", timeout=5).json() == {"keys": []}
+        kid = keyset.generate(str(tmp_path), "EdDSA")["kid"]
+        server.signal(signal.SIGHUP)
+        wait_until(lambda: [key["kid"] for key in requests.get(server.url + "/.well-known/jwks.json",
+                                                                 timeout=5).json()["keys"]] == [kid],
+                   what="the new key published after the reload")
