@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, current_app, jsonify, request
-from marshmallow import Schema, fields
 
 import codes
 from api import arguments, documented, response
 from config import settings
 from extensions import client_ip, limiter
-from schemas.common import length
+from schemas.system import IntrospectSchema
 from services import introspection, keyset
 
 bp = Blueprint("jwks", __name__)
@@ -25,11 +24,6 @@ INTROSPECTION = {"type": "object", "required": ["active"], "properties": {
     "active": {"type": "boolean"}, "token_type": {"type": "string"}, "sub": {"type": "string"},
     "sid": {"type": "string"}, "iat": {"type": "integer"}, "exp": {"type": "integer"},
     "amr": {"type": "array", "items": {"type": "string"}}, "auth_time": {"type": "integer"}}}
-
-
-class IntrospectSchema(Schema):
-    token = fields.String(required=True, validate=length(min=1, max=4096), metadata={"description": "an access token"})
-    token_type_hint = fields.String(load_default=None, metadata={"description": "ignored: access tokens only"})
 
 
 @bp.get("/.well-known/jwks.json")

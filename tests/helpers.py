@@ -11,10 +11,12 @@ import json
 import os
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt
+import pyotp
 import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -88,6 +90,17 @@ def proven(client, smtp, email: str = "alice@example.com", password: str = PASSW
 def auth_post(client, path: str, token: str | None = None, **body: Any):
     """POST a JSON body to an /api/client/auth path, signed in with token if given."""
     return client.post(f"{AUTH}{path}", json=body, headers=bearer(token) if token else {})
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """A token's claims as any client reads them (no key needed)."""
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def totp_code(secret: str, steps: int = 0) -> str:
+    """The authenticator app's code of the 30 s step that many steps from now (one step either side
+    of now is accepted, each once)."""
+    return pyotp.TOTP(secret).at(datetime.fromtimestamp(time.time() + 30 * steps, UTC))
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -2,15 +2,12 @@
 complete the two-factor challenge with one; a software authenticator plays the device."""
 
 import time
-from datetime import UTC, datetime
 
-import jwt
-import pyotp
 import pytest
 
 import codes
 from tests.authenticator import Authenticator
-from tests.helpers import AUTH, PASSWORD, auth_post, bearer, login, me, proven, register
+from tests.helpers import AUTH, PASSWORD, auth_post, bearer, claims_of, login, me, proven, register, totp_code
 
 ORIGIN = "http://localhost:8000"  # auth.webauthn.origins of the test settings (config.py's default)
 PASSKEYS = f"{AUTH}/passkeys"
@@ -45,7 +42,7 @@ def sign_in(client, device, **get_args):
 
 
 def amr(answer):
-    return jwt.decode(answer.get_json()["data"]["access_token"], options={"verify_signature": False})["amr"]
+    return claims_of(answer.get_json()["data"]["access_token"])["amr"]
 
 
 def test_a_user_adds_a_passkey_and_signs_in_with_it_typing_nothing(client, user):
@@ -139,14 +136,14 @@ def test_removing_a_passkey_ends_every_other_session(client, user):
 
 def test_with_two_factor_on_a_passkey_completes_the_challenge(client, user):
     secret = client.post(f"{AUTH}/2fa/setup", headers=bearer(user["access_token"])).get_json()["data"]["secret"]
-    assert auth_post(client, "/2fa/enable", user["access_token"], code=pyotp.TOTP(secret).now()).status_code == 200
-    code = pyotp.TOTP(secret).at(datetime.fromtimestamp(time.time() + 30, UTC))
+    assert auth_post(client, "/2fa/enable", user["access_token"], code=totp_code(secret)).status_code == 200
+    code = totp_code(secret, 1)
     both = auth_post(client, "/2fa/verify", mfa_token=login(client).get_json()["data"]["mfa_token"], code=code)
     device, _ = added(client, both.get_json()["data"]["access_token"], Authenticator(ORIGIN, verifies_user=False))
 
     alone = sign_in(client, device)  # one factor, two-factor on: the challenge, which the same key cannot meet
     assert alone.status_code == 202 and alone.get_json()["data"]["needs"] == ["recovery", "totp"]
-    code = pyotp.TOTP(secret).at(datetime.fromtimestamp(time.time() - 30, UTC))
+    code = totp_code(secret, -1)
     with_totp = auth_post(client, "/2fa/verify", mfa_token=alone.get_json()["data"]["mfa_token"], code=code)
     assert with_totp.status_code == 200 and amr(with_totp) == ["hwk", "mfa", "totp"]
     password_first = login(client).get_json()["data"]

@@ -2,10 +2,7 @@
 that sensitive changes ask for; and the audit's findings against it, each told as the attack."""
 
 import time
-from datetime import UTC, datetime
 
-import jwt
-import pyotp
 import pytest
 from sqlalchemy import event
 
@@ -17,6 +14,7 @@ from tests.helpers import (
     PASSWORD,
     TEST_PREFIX,
     bearer,
+    claims_of,
     code_in,
     created,
     login,
@@ -24,6 +22,7 @@ from tests.helpers import (
     proven,
     register,
     send_code,
+    totp_code,
     verify,
 )
 from tests.helpers import (
@@ -39,31 +38,23 @@ def user(proven_user):
     return proven_user
 
 
-def claims(token):
-    return jwt.decode(token, options={"verify_signature": False})
-
-
-def totp_now(secret, ahead=0):
-    return pyotp.TOTP(secret).at(datetime.fromtimestamp(time.time() + ahead, UTC))
-
-
 def with_two_factor(client, token):
     """Two-factor on for the token's user; the secret."""
     secret = post(client, "/2fa/setup", token).get_json()["data"]["secret"]
-    assert post(client, "/2fa/enable", token, code=totp_now(secret)).status_code == 200
+    assert post(client, "/2fa/enable", token, code=totp_code(secret)).status_code == 200
     return secret
 
 
-def second_step(client, answer, secret, ahead=30):
+def second_step(client, answer, secret, steps=1):
     """Complete a 202 challenge with a code of the next step (the current one may be spent)."""
     assert answer.status_code == 202, answer.get_json()
     data = answer.get_json()["data"]
     assert "access_token" not in data and data["needs"] == ["recovery", "totp"]
-    return post(client, "/2fa/verify", mfa_token=data["mfa_token"], code=totp_now(secret, ahead))
+    return post(client, "/2fa/verify", mfa_token=data["mfa_token"], code=totp_code(secret, steps))
 
 
-def signed_in_with_both(client, secret, email="alice@example.com", password=PASSWORD, ahead=30):
-    done = second_step(client, login(client, email, password), secret, ahead)
+def signed_in_with_both(client, secret, email="alice@example.com", password=PASSWORD, steps=1):
+    done = second_step(client, login(client, email, password), secret, steps)
     assert done.status_code == 200, done.get_json()
     return done.get_json()["data"]
 
@@ -72,18 +63,18 @@ def signed_in_with_both(client, secret, email="alice@example.com", password=PASS
 
 def test_tokens_say_what_the_sign_in_proved_and_a_refresh_keeps_it(client):
     user = register(client)
-    access = claims(user["access_token"])
+    access = claims_of(user["access_token"])
     assert access["amr"] == ["pwd"] and abs(access["auth_time"] - time.time()) < 5
     time.sleep(1.1)  # so that a refresh that set auth_time anew would show it
     refreshed = post(client, "/refresh", refresh_token=user["refresh_token"]).get_json()["data"]
     for token in (refreshed["access_token"], refreshed["refresh_token"]):
-        assert (claims(token)["amr"], claims(token)["auth_time"]) == (["pwd"], access["auth_time"])
+        assert (claims_of(token)["amr"], claims_of(token)["auth_time"]) == (["pwd"], access["auth_time"])
 
 
 def test_two_factors_are_named_mfa(client, user):
     secret = with_two_factor(client, user["access_token"])
     both = signed_in_with_both(client, secret)
-    assert claims(both["access_token"])["amr"] == ["mfa", "pwd", "totp"]
+    assert claims_of(both["access_token"])["amr"] == ["mfa", "pwd", "totp"]
 
 
 @pytest.mark.parametrize("way", ["password", "mailed code", "password reset"])
@@ -103,7 +94,7 @@ def test_with_two_factor_on_every_way_in_answers_the_challenge_and_tokens_only_a
                       code=code_in(smtp.last_to("alice@example.com")), new_password=NEW_PASSWORD)
     done = second_step(client, answer, secret)
     assert done.status_code == 200
-    assert "mfa" in claims(done.get_json()["data"]["access_token"])["amr"]
+    assert "mfa" in claims_of(done.get_json()["data"]["access_token"])["amr"]
 
 
 # --- finding 1: a reset skipped two-factor, and then turned it off ------------------------------
@@ -147,7 +138,7 @@ def test_a_stale_sign_in_is_asked_to_sign_in_again_and_reauthenticating_keeps_th
     again = post(client, "/reauthenticate", alice["access_token"], password=PASSWORD)
     assert again.status_code == 200
     fresh = again.get_json()["data"]
-    assert claims(fresh["access_token"])["sid"] == claims(alice["access_token"])["sid"]
+    assert claims_of(fresh["access_token"])["sid"] == claims_of(alice["access_token"])["sid"]
     assert post(client, "/2fa/setup", fresh["access_token"]).status_code == 200
     assert ask(client, fresh["access_token"], "delete", "/sessions", None).status_code == 200
     assert post(client, "/refresh", refresh_token=alice["refresh_token"]).status_code == 401  # replaced
@@ -158,7 +149,7 @@ def test_with_two_factor_on_a_step_up_needs_both_factors_and_reauthenticate_asks
     assert_step_up_asked(post(client, "/2fa/disable", user["access_token"], password=PASSWORD), 600)
     without = post(client, "/reauthenticate", user["access_token"], password=PASSWORD)
     assert without.status_code == 422 and isinstance(without.get_json()["data"]["fields"]["totp_code"], list)
-    again = post(client, "/reauthenticate", user["access_token"], password=PASSWORD, totp_code=totp_now(secret, 30))
+    again = post(client, "/reauthenticate", user["access_token"], password=PASSWORD, totp_code=totp_code(secret, 1))
     assert again.status_code == 200
     assert post(client, "/2fa/disable", again.get_json()["data"]["access_token"], password=PASSWORD).status_code == 200
 
@@ -166,7 +157,7 @@ def test_with_two_factor_on_a_step_up_needs_both_factors_and_reauthenticate_asks
 def test_reauthenticate_takes_a_mailed_code_too(client, user, smtp):
     send_code(client, "alice@example.com")
     again = post(client, "/reauthenticate", user["access_token"], code=code_in(smtp.last_to("alice@example.com")))
-    assert again.status_code == 200 and claims(again.get_json()["data"]["access_token"])["amr"] == ["otp"]
+    assert again.status_code == 200 and claims_of(again.get_json()["data"]["access_token"])["amr"] == ["otp"]
 
 
 # --- finding 2: anyone could lock the owner out of every way in ----------------------------------
@@ -193,9 +184,9 @@ def test_wrong_passwords_do_not_lock_the_second_step_and_wrong_second_factors_do
     for _ in range(4):
         login(client, "alice@example.com", "an attacker's guess")
     signed_in_with_both(client, secret)  # four wrong passwords of someone else's stop nothing
-    replayed = [second_step(client, login(client), secret, 30).get_json()["code"] for _ in range(5)]
+    replayed = [second_step(client, login(client), secret, 1).get_json()["code"] for _ in range(5)]
     assert replayed == [codes.AUTH_TWO_FACTOR_CODE_INVALID.code] * 5
-    assert second_step(client, login(client), secret, -30).status_code == 423  # an unused code, refused unread
+    assert second_step(client, login(client), secret, -1).status_code == 423  # an unused code, refused unread
 
 
 # --- findings 4 and 14: a copied token, an old challenge ------------------------------------------
@@ -213,7 +204,7 @@ def test_a_challenge_issued_before_a_password_change_no_longer_completes(client,
     both = signed_in_with_both(client, secret)
     changed = post(client, "/password", both["access_token"], current_password=PASSWORD, new_password=NEW_PASSWORD)
     assert changed.status_code == 202  # the new session asks for the second factor as any sign-in does
-    late = post(client, "/2fa/verify", mfa_token=stale, code=totp_now(secret, -30))
+    late = post(client, "/2fa/verify", mfa_token=stale, code=totp_code(secret, -1))
     assert late.status_code == 401 and late.get_json()["code"] == codes.AUTH_TOKEN_REVOKED.code
 
 
@@ -327,7 +318,7 @@ def test_while_the_second_step_is_locked_disable_checks_no_code(client, user):
     both = signed_in_with_both(client, secret)["access_token"]
     for _ in range(5):
         second_step(client, login(client), secret, 0)
-    answer = post(client, "/2fa/disable", both, code=totp_now(secret, -30))  # unused, in its window
+    answer = post(client, "/2fa/disable", both, code=totp_code(secret, -1))  # unused, in its window
     assert answer.status_code == 423
 
 

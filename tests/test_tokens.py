@@ -11,13 +11,9 @@ import jwt
 import pytest
 
 import codes
-from tests.helpers import bearer
+from tests.helpers import bearer, claims_of
 
 ME = "/api/client/auth/me"
-
-
-def claims_of(token):
-    return jwt.decode(token, options={"verify_signature": False})
 
 
 def segment(data: dict) -> str:

@@ -1,17 +1,14 @@
 """Two-factor sign-in with an authenticator app, for a client that keeps only tokens."""
 
 import io
-import time
-from datetime import UTC, datetime
 from urllib.parse import quote
 
-import pyotp
 import pytest
 import zxingcpp
 from PIL import Image
 
 import codes
-from tests.helpers import AUTH, PASSWORD, bearer, code_in, login, me, send_code
+from tests.helpers import AUTH, PASSWORD, bearer, code_in, login, me, send_code, totp_code
 from tests.helpers import auth_post as post
 
 
@@ -21,17 +18,12 @@ def user(proven_user):
     return proven_user
 
 
-def code_for(secret, at=None):
-    totp = pyotp.TOTP(secret)
-    return totp.at(at or datetime.now(UTC))
-
-
 def enabled(client, user):
     """Two-factor on for the user: (the secret, the recovery codes)."""
     setup = post(client, "/2fa/setup", user["access_token"]).get_json()["data"]
     assert setup["otpauth_uri"].startswith("otpauth://totp/") and setup["qr_svg"].startswith("<svg")
     assert 'xmlns="http://www.w3.org/2000/svg"' in setup["qr_svg"]  # a document of its own, for an <img>
-    recovery = post(client, "/2fa/enable", user["access_token"], code=code_for(setup["secret"]))
+    recovery = post(client, "/2fa/enable", user["access_token"], code=totp_code(setup["secret"]))
     assert recovery.status_code == 200, recovery.get_json()
     return setup["secret"], recovery.get_json()["data"]["recovery_codes"]
 
@@ -44,13 +36,8 @@ def challenge(client, email="alice@example.com"):
     return data["mfa_token"]
 
 
-def step_code(secret, steps):
-    """A code of the step that many 30 s steps from now (accepted: one step either side of now)."""
-    return code_for(secret, datetime.fromtimestamp(time.time() + 30 * steps, UTC))
-
-
 def signed_in_with_both(client, secret, steps=1):
-    answer = post(client, "/2fa/verify", mfa_token=challenge(client), code=step_code(secret, steps))
+    answer = post(client, "/2fa/verify", mfa_token=challenge(client), code=totp_code(secret, steps))
     assert answer.status_code == 200, answer.get_json()
     return answer.get_json()["data"]
 
@@ -58,15 +45,15 @@ def signed_in_with_both(client, secret, steps=1):
 def test_with_two_factor_on_a_password_is_not_enough_and_a_code_finishes_the_login(client, user):
     secret, _ = enabled(client, user)
     token = challenge(client)
-    signed_in = post(client, "/2fa/verify", mfa_token=token, code=step_code(secret, 1))
+    signed_in = post(client, "/2fa/verify", mfa_token=token, code=totp_code(secret, 1))
     assert signed_in.status_code == 200
     assert me(client, signed_in.get_json()["data"]["access_token"]).status_code == 200
-    assert post(client, "/2fa/verify", mfa_token=token, code=step_code(secret, 1)).status_code == 401  # once
+    assert post(client, "/2fa/verify", mfa_token=token, code=totp_code(secret, 1)).status_code == 401  # once
 
 
 def test_a_code_is_accepted_once_in_its_window_and_a_replay_is_a_two_factor_refusal(client, user):
     secret, _ = enabled(client, user)  # the current step's code is spent by enabling
-    replayed = post(client, "/2fa/verify", mfa_token=challenge(client), code=code_for(secret))
+    replayed = post(client, "/2fa/verify", mfa_token=challenge(client), code=totp_code(secret))
     assert replayed.status_code == 401 and replayed.get_json()["code"] == codes.AUTH_TWO_FACTOR_CODE_INVALID.code
 
 
@@ -83,7 +70,7 @@ def test_five_wrong_codes_lock_the_second_step_and_not_the_password(client, user
     answers = [post(client, "/2fa/verify", mfa_token=challenge(client), code="000000").status_code
                for _ in range(5)]
     assert answers == [401] * 5
-    locked = post(client, "/2fa/verify", mfa_token=challenge(client), code=step_code(secret, 1))
+    locked = post(client, "/2fa/verify", mfa_token=challenge(client), code=totp_code(secret, 1))
     assert locked.status_code == 423 and locked.headers["Retry-After"]
 
 
@@ -113,7 +100,7 @@ def test_a_challenge_is_bound_to_its_user_and_cannot_be_forged_from_an_access_to
 def test_two_factor_turns_off_after_a_sign_in_with_both_and_then_a_password_login_suffices(client, user, proof):
     secret, _ = enabled(client, user)
     both = signed_in_with_both(client, secret)
-    body = {"code": step_code(secret, -1)} if proof == "code" else {"password": PASSWORD}
+    body = {"code": totp_code(secret, -1)} if proof == "code" else {"password": PASSWORD}
     assert post(client, "/2fa/disable", both["access_token"], **body).status_code == 200
     assert login(client, "alice@example.com", PASSWORD).status_code == 200
 
